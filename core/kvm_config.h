@@ -1,0 +1,56 @@
+/* Run-time configuration of the model: the kernel profile it mirrors (spec §0.1 tags K420, K51,
+ * K53), model parameters (spec §0.2) and the planted-bug switches. */
+#ifndef SHADOWFUZZ_CORE_KVM_CONFIG_H
+#define SHADOWFUZZ_CORE_KVM_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum kvm_profile {
+	KVM_PROFILE_4_20, /* K420: v4.19, v4.20, v5.0 */
+	KVM_PROFILE_5_1,  /* K51: v5.0 plus the seed series (the target) */
+	KVM_PROFILE_5_3,  /* K53: fast invalidate reintroduced for memslot flush */
+	KVM_PROFILE_COUNT
+};
+
+/* Planted bugs: each re-introduces a historical (B*) or synthetic (S*, W*) bug at the exact
+ * place the kernel had it. The table in kvm_config.c documents each one. */
+enum kvm_bug_id {
+	KVM_BUG_W1_SMAP_IGNORES_AC,
+	KVM_BUG_W2_PSE36_DROPPED,
+	KVM_BUG_W3_NO_UPPER_ACCESSED,
+	KVM_BUG_W4_NX_NOT_RESERVED,
+	KVM_BUG_COUNT
+};
+
+struct kvm_bug_info {
+	const char *id;
+	const char *summary;
+	const char *origin; /* kernel commit, or "synthetic" */
+	const char *caught_by;
+};
+
+struct kvm_config {
+	enum kvm_profile profile;
+	int mmio_gen_bits; /* width of the MMIO generation (K420: 20, K51+: 19) */
+	int maxphyaddr;    /* guest MAXPHYADDR (CPUID 0x80000008) */
+	int host_phys_bits;
+	uint64_t bugs; /* bit i set = enum kvm_bug_id i planted */
+};
+
+void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile);
+
+const char *kvm_profile_name(enum kvm_profile profile);
+/* Accepts "4.20", "5.1", "5.3". Returns 0, or -1 for an unknown name. */
+int kvm_profile_parse(const char *name, enum kvm_profile *out);
+
+const struct kvm_bug_info *kvm_bug_info(enum kvm_bug_id bug);
+/* Returns the bug id, or -1 for an unknown name (case-insensitive, "W1" etc.). */
+int kvm_bug_parse(const char *name);
+
+static inline bool kvm_bug(const struct kvm_config *cfg, enum kvm_bug_id bug)
+{
+	return (cfg->bugs >> bug) & 1;
+}
+
+#endif

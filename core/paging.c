@@ -1,0 +1,39 @@
+/* The guest page walker for every paging mode: paging_tmpl.h instantiated twice, as KVM
+ * does, plus the nonpaging case (nonpaging_gva_to_gpa: gpa = gva). */
+#include <string.h>
+
+#include "mmu.h"
+#include "paging.h"
+
+#define PTTYPE 64
+#include "paging_tmpl.h"
+#undef PTTYPE
+
+#define PTTYPE 32
+#include "paging_tmpl.h"
+#undef PTTYPE
+
+bool kvm_walk_addr(struct guest_walker *walker, struct kvm_vcpu *vcpu, gva_t addr,
+		   uint32_t access)
+{
+	switch (kvm_vcpu_paging_mode(vcpu)) {
+	case PAGING_32:
+		return paging32_walk_addr_generic(walker, vcpu, &vcpu->mmu, addr, access);
+	case PAGING_PAE:
+	case PAGING_4LEVEL:
+	case PAGING_5LEVEL:
+		return paging64_walk_addr_generic(walker, vcpu, &vcpu->mmu, addr, access);
+	default:
+		memset(walker, 0, sizeof(*walker));
+		walker->level = PT_PAGE_TABLE_LEVEL;
+		walker->gfn = (addr & 0xffffffffull) >> PAGE_SHIFT;
+		walker->pte_access = ACC_ALL;
+		walker->pt_access = ACC_ALL;
+		return true;
+	}
+}
+
+gpa_t guest_walker_gpa(const struct guest_walker *walker, gva_t addr)
+{
+	return (walker->gfn << PAGE_SHIFT) | (addr & ~PAGE_MASK);
+}

@@ -1,0 +1,224 @@
+/* FNAME(walk_addr_generic) of arch/x86/kvm/paging_tmpl.h, instantiated by paging.c for
+ * PTTYPE 64 (PAE, 4-level, 5-level) and PTTYPE 32 (2-level). Include with PTTYPE set. */
+#if PTTYPE == 64
+#define pt_element_t uint64_t
+#define FNAME(name) paging64_##name
+#define PT_BASE_ADDR_MASK PT64_BASE_ADDR_MASK
+#define PT_LEVEL_BITS 9
+#define PT_WALK_NX_MASK PT64_NX_MASK
+#elif PTTYPE == 32
+#define pt_element_t uint32_t
+#define FNAME(name) paging32_##name
+#define PT_BASE_ADDR_MASK PT32_BASE_ADDR_MASK
+#define PT_LEVEL_BITS 10
+#define PT_WALK_NX_MASK 0ull
+#else
+#error "PTTYPE must be 32 or 64"
+#endif
+
+#define PT_INDEX(addr, level) \
+	(((addr) >> (PAGE_SHIFT + ((level) - 1) * PT_LEVEL_BITS)) & ((1u << PT_LEVEL_BITS) - 1))
+#define PT_LVL_SIZE_MASK(level) ((1ull << (PAGE_SHIFT + ((level) - 1) * PT_LEVEL_BITS)) - 1)
+
+static gfn_t FNAME(gpte_to_gfn)(uint64_t gpte)
+{
+	return (gpte & PT_BASE_ADDR_MASK) >> PAGE_SHIFT;
+}
+
+static gfn_t FNAME(gpte_to_gfn_lvl)(uint64_t gpte, int level)
+{
+	return (gpte & PT_BASE_ADDR_MASK & ~PT_LVL_SIZE_MASK(level)) >> PAGE_SHIFT;
+}
+
+/* is_last_gpte: level 1 always ends the walk; PS ends it below last_nonleaf_level. */
+static bool FNAME(is_last_gpte)(const struct kvm_mmu *mmu, int level, uint64_t gpte)
+{
+	if (level == PT_PAGE_TABLE_LEVEL)
+		return true;
+	return level < mmu->last_nonleaf_level && (gpte & PT_PAGE_SIZE_MASK);
+}
+
+/* FNAME(gpte_access) on an accumulation whose NX bit was inverted back: X = !NX. */
+static unsigned FNAME(gpte_access)(uint64_t gpte)
+{
+	unsigned access = gpte & (PT_WRITABLE_MASK | PT_USER_MASK);
+
+	if (!(gpte & PT64_NX_MASK))
+		access |= ACC_EXEC_MASK;
+	return access;
+}
+
+static unsigned FNAME(gpte_pkeys)(const struct kvm_vcpu *vcpu, uint64_t gpte)
+{
+	if (PTTYPE == 32)
+		return 0;
+	return (gpte >> PT64_PKEY_SHIFT) & 15;
+}
+
+/* FNAME(protect_clean_gpte): a clean leaf is mapped read-only until a write sets D. */
+static void FNAME(protect_clean_gpte)(unsigned *access, uint64_t gpte)
+{
+	if (!(gpte & PT_DIRTY_MASK))
+		*access &= ~ACC_WRITE_MASK;
+}
+
+static bool FNAME(read_gpte)(struct kvm_vcpu *vcpu, struct guest_walker *walker, gfn_t table_gfn,
+			     unsigned offset, pt_element_t *pte)
+{
+	bool *writable = &walker->pte_writable[walker->level - 1];
+	hva_t hva = kvm_vcpu_gfn_to_hva_prot(vcpu, table_gfn, writable);
+
+	if (hva == KVM_HVA_ERR_BAD)
+		return false;
+	return host_read(vcpu->kvm->host, hva + offset, pte, sizeof(*pte)) == 0;
+}
+
+/* FNAME(cmpxchg_gpte): 0 on success, 1 if the entry changed under us (walk again), -1 if it
+ * cannot be accessed. */
+static int FNAME(cmpxchg_gpte)(struct kvm_vcpu *vcpu, gpa_t pte_gpa, pt_element_t orig_pte,
+			       pt_element_t new_pte)
+{
+	hva_t hva = kvm_vcpu_gfn_to_hva_prot(vcpu, pte_gpa >> PAGE_SHIFT, NULL);
+	pt_element_t cur;
+
+	if (hva == KVM_HVA_ERR_BAD)
+		return -1;
+	hva += pte_gpa & ~PAGE_MASK;
+	if (host_read(vcpu->kvm->host, hva, &cur, sizeof(cur)))
+		return -1;
+	if (cur != orig_pte)
+		return 1;
+	return host_write(vcpu->kvm->host, hva, &new_pte, sizeof(new_pte)) ? -1 : 0;
+}
+
+/* FNAME(update_accessed_dirty_bits): A on every level from the top down, D on the leaf for
+ * writes; entries in read-only slots are skipped (KVM treats them as ROM). */
+static int FNAME(update_accessed_dirty_bits)(struct kvm_vcpu *vcpu, struct guest_walker *walker,
+					     bool write_fault)
+{
+	int top = walker->max_level;
+
+	if (kvm_bug(&vcpu->kvm->config, KVM_BUG_W3_NO_UPPER_ACCESSED))
+		top = walker->level;
+	for (int level = top; level >= walker->level; level--) {
+		pt_element_t orig_pte = (pt_element_t)walker->ptes[level - 1];
+		pt_element_t pte = orig_pte | PT_ACCESSED_MASK;
+		int ret;
+
+		if (level == walker->level && write_fault)
+			pte |= PT_DIRTY_MASK;
+		if (pte == orig_pte || !walker->pte_writable[level - 1])
+			continue;
+		ret = FNAME(cmpxchg_gpte)(vcpu, walker->pte_gpa[level - 1], orig_pte, pte);
+		if (ret)
+			return ret;
+		kvm_vcpu_mark_page_dirty(vcpu, walker->table_gfn[level - 1]);
+		walker->ptes[level - 1] = pte;
+	}
+	return 0;
+}
+
+static bool FNAME(walk_error)(struct kvm_vcpu *vcpu, struct guest_walker *walker, gva_t addr,
+			      uint32_t access, uint32_t errcode)
+{
+	errcode |= access & (PFERR_WRITE_MASK | PFERR_USER_MASK);
+	if ((access & PFERR_FETCH_MASK) && (vcpu->mmu.nx || (vcpu->arch.cr4 & X86_CR4_SMEP)))
+		errcode |= PFERR_FETCH_MASK;
+	walker->fault.vector = PF_VECTOR;
+	walker->fault.error_code = errcode;
+	walker->fault.address = addr;
+	return false;
+}
+
+/* The leaf's gfn: frame of the leaf plus the offset of addr inside a large page. */
+static gfn_t FNAME(leaf_gfn)(struct kvm_vcpu *vcpu, const struct guest_walker *walker,
+			     uint64_t pte, gva_t addr)
+{
+	gfn_t gfn = FNAME(gpte_to_gfn_lvl)(pte, walker->level);
+
+	gfn += (addr & PT_LVL_SIZE_MASK(walker->level)) >> PAGE_SHIFT;
+	/* pse36_gfn_delta: KVM always reports PSE-36; gpte bits 13..16 are gpa bits 32..35. */
+	if (PTTYPE == 32 && walker->level == PT_DIRECTORY_LEVEL &&
+	    !kvm_bug(&vcpu->kvm->config, KVM_BUG_W2_PSE36_DROPPED))
+		gfn += (gfn_t)((pte >> PT32_PSE36_SHIFT) & 0xf) << (32 - PAGE_SHIFT);
+	return gfn;
+}
+
+static bool FNAME(walk_addr_generic)(struct guest_walker *walker, struct kvm_vcpu *vcpu,
+				     struct kvm_mmu *mmu, gva_t addr, uint32_t access)
+{
+	const bool write_fault = access & PFERR_WRITE_MASK;
+	uint64_t pte, pt_access, pte_access, accessed_dirty;
+	uint32_t errcode;
+	int ret;
+
+retry_walk:
+	memset(walker, 0, sizeof(*walker));
+	walker->level = mmu->root_level;
+	pte = vcpu->arch.cr3;
+	if (PTTYPE == 64 && walker->level == PT32E_ROOT_LEVEL) {
+		/* PAE: the PDPTE comes from the registers loaded at MOV CR3 (load_pdptrs). */
+		pte = mmu->pdptrs[(addr >> 30) & 3];
+		if (!(pte & PT_PRESENT_MASK))
+			return FNAME(walk_error)(vcpu, walker, addr, access, 0);
+		--walker->level;
+	}
+	walker->max_level = walker->level;
+
+	pte_access = ~0ull;
+	++walker->level;
+	do {
+		gfn_t table_gfn = FNAME(gpte_to_gfn)(pte);
+		unsigned offset;
+		pt_element_t entry;
+
+		pt_access = pte_access;
+		--walker->level;
+		offset = PT_INDEX(addr, walker->level) * sizeof(pt_element_t);
+		walker->table_gfn[walker->level - 1] = table_gfn;
+		walker->pte_gpa[walker->level - 1] = (table_gfn << PAGE_SHIFT) + offset;
+		/* A table outside every usable memslot faults as not present (checker rule
+		 * KVM_TABLE_OUTSIDE_MEMSLOT). */
+		if (!FNAME(read_gpte)(vcpu, walker, table_gfn, offset, &entry))
+			return FNAME(walk_error)(vcpu, walker, addr, access, 0);
+		pte = entry;
+		/* Inverting NX lets every permission bit be AND-ed across levels. */
+		pte_access = pt_access & (pte ^ PT_WALK_NX_MASK);
+		if (!(pte & PT_PRESENT_MASK))
+			return FNAME(walk_error)(vcpu, walker, addr, access, 0);
+		if (is_rsvd_bits_set(mmu, pte, walker->level))
+			return FNAME(walk_error)(vcpu, walker, addr, access,
+						 PFERR_RSVD_MASK | PFERR_PRESENT_MASK);
+		walker->ptes[walker->level - 1] = pte;
+	} while (!FNAME(is_last_gpte)(mmu, walker->level, pte));
+
+	accessed_dirty = pte_access & PT_ACCESSED_MASK;
+	walker->pt_access = FNAME(gpte_access)(pt_access ^ PT_WALK_NX_MASK);
+	walker->pte_access = FNAME(gpte_access)(pte_access ^ PT_WALK_NX_MASK);
+	errcode = permission_fault(vcpu, mmu, walker->pte_access, FNAME(gpte_pkeys)(vcpu, pte), access);
+	if (errcode)
+		return FNAME(walk_error)(vcpu, walker, addr, access, errcode);
+
+	walker->gfn = FNAME(leaf_gfn)(vcpu, walker, pte, addr);
+	if (!write_fault)
+		FNAME(protect_clean_gpte)(&walker->pte_access, pte);
+	else
+		accessed_dirty &= pte >> 1; /* fold the leaf's D into the A position */
+
+	if (!accessed_dirty) {
+		ret = FNAME(update_accessed_dirty_bits)(vcpu, walker, write_fault);
+		if (ret < 0)
+			return FNAME(walk_error)(vcpu, walker, addr, access, 0);
+		if (ret > 0)
+			goto retry_walk;
+	}
+	return true;
+}
+
+#undef pt_element_t
+#undef FNAME
+#undef PT_BASE_ADDR_MASK
+#undef PT_LEVEL_BITS
+#undef PT_WALK_NX_MASK
+#undef PT_INDEX
+#undef PT_LVL_SIZE_MASK

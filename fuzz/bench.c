@@ -1,0 +1,241 @@
+/* Benchmarks of the two halves of a check, each alone, and of a whole differential access
+ * check through the executor: CPL0 4-level reads over 16 mapped pages. Figures are medians
+ * of --runs runs, so one noisy run on a shared machine does not move them. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/host_memory.h"
+#include "../core/kvm_host.h"
+#include "../core/paging.h"
+#include "../oracle/harness_layout.h"
+#include "../oracle/reference.h"
+#include "bench.h"
+#include "executor.h"
+
+#define BENCH_PAGES 16
+#define BENCH_HVA 0x100000100000ull
+#define BENCH_GVA (1ull << 39)
+#define BENCH_DATA_GPA 0x200000ull
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), compare_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* The 4-level tables mapping BENCH_GVA.. to BENCH_DATA_GPA.., as (gpa, value) writes. */
+static int bench_tables(uint64_t gpas[], uint64_t values[])
+{
+	const uint64_t flags = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK;
+	int n = 0;
+
+	for (int level = 4; level > 1; level--) {
+		gpas[n] = table_pool_gpa(4 - level) + ((BENCH_GVA >> (12 + 9 * (level - 1))) & 511) * 8;
+		values[n++] = table_pool_gpa(5 - level) | flags;
+	}
+	for (int page = 0; page < BENCH_PAGES; page++) {
+		gpas[n] = table_pool_gpa(3) + page * 8;
+		values[n++] = (BENCH_DATA_GPA + page * PAGE_SIZE) | flags | PT_DIRTY_MASK;
+	}
+	return n;
+}
+
+static const struct ref_cpu_state bench_cpu = {
+	.mode = PAGING_4LEVEL, .cr3 = TABLE_POOL_BASE, .cr0_wp = true,
+};
+
+static int bench_reference(long checks, double *rate)
+{
+	uint64_t gpas[3 + BENCH_PAGES], values[3 + BENCH_PAGES];
+	struct ref_memory *mem = ref_memory_new();
+	struct ref_engine *engine;
+	struct ref_result result;
+	char err[256];
+	double start;
+
+	ref_memory_set_region(mem, 0, 0, TABLE_POOL_BASE, TABLE_POOL_PAGES * PAGE_SIZE, BENCH_HVA, false);
+	for (int i = bench_tables(gpas, values) - 1; i >= 0; i--)
+		ref_memory_write(mem, 0, gpas[i], &values[i], 8);
+	engine = ref_engine_new(PAGING_4LEVEL, mem, err, sizeof(err));
+	if (!engine) {
+		fprintf(stderr, "shadowfuzz bench: %s\n", err);
+		ref_memory_free(mem);
+		return -1;
+	}
+	start = now();
+	for (long i = 0; i < checks; i++) {
+		gva_t gva = BENCH_GVA + (i % BENCH_PAGES) * PAGE_SIZE + (i & 0xfff);
+
+		if (ref_check(engine, &bench_cpu, 0, REF_READ, gva, &result) || result.outcome != REF_OK) {
+			fprintf(stderr, "shadowfuzz bench: reference check failed\n");
+			break;
+		}
+	}
+	*rate = checks / (now() - start);
+	ref_engine_free(engine);
+	ref_memory_free(mem);
+	return 0;
+}
+
+static int bench_walker(long checks, double *rate)
+{
+	uint64_t gpas[3 + BENCH_PAGES], values[3 + BENCH_PAGES];
+	struct kvm_userspace_memory_region region = {
+		.guest_phys_addr = TABLE_POOL_BASE, .memory_size = TABLE_POOL_PAGES * PAGE_SIZE,
+		.userspace_addr = BENCH_HVA,
+	};
+	struct host_memory *host = host_memory_new();
+	struct kvm_config cfg;
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+	struct guest_walker walker;
+	double start;
+
+	kvm_config_init(&cfg, KVM_PROFILE_5_1);
+	kvm = kvm_create(&cfg, host);
+	host_mmap(host, BENCH_HVA, region.memory_size, PAGE_SHIFT);
+	kvm_set_memory_region(kvm, &region, NULL);
+	for (int i = bench_tables(gpas, values) - 1; i >= 0; i--)
+		host_write(host, BENCH_HVA + gpas[i] - TABLE_POOL_BASE, &values[i], 8);
+	vcpu = &kvm->vcpus[0];
+	vcpu->arch.cr0 = X86_CR0_PG | X86_CR0_PE | X86_CR0_WP;
+	vcpu->arch.cr4 = X86_CR4_PAE;
+	vcpu->arch.efer = EFER_LME | EFER_LMA;
+	vcpu->arch.cr3 = TABLE_POOL_BASE;
+	kvm_init_mmu(vcpu);
+	start = now();
+	for (long i = 0; i < checks; i++)
+		if (!kvm_walk_addr(&walker, vcpu, BENCH_GVA + (i % BENCH_PAGES) * PAGE_SIZE, 0))
+			break;
+	*rate = checks / (now() - start);
+	kvm_destroy(kvm);
+	host_memory_free(host);
+	return 0;
+}
+
+/* Whole differential checks: executor ops (model walk + reference + checker). */
+static int bench_executor(long checks, double *rate)
+{
+	struct kvm_config cfg;
+	struct executor *ex;
+	struct divergence div;
+	struct op op = { .kind = OP_MEMSLOT_SET };
+	char err[256];
+	double start;
+
+	kvm_config_init(&cfg, KVM_PROFILE_5_1);
+	ex = executor_new(&cfg, err, sizeof(err));
+	if (!ex || executor_begin(ex))
+		goto fail;
+	op.memslot.gpa = TABLE_POOL_BASE;
+	op.memslot.size = TABLE_POOL_PAGES * PAGE_SIZE;
+	op.memslot.hva = BENCH_HVA;
+	op.memslot.host_page_shift = PAGE_SHIFT;
+	if (executor_step(ex, 0, &op, &div))
+		goto fail;
+	op = (struct op){ .kind = OP_MODE, .mode = { .mode = PAGING_4LEVEL } };
+	if (executor_step(ex, 1, &op, &div))
+		goto fail;
+	for (int page = 0; page < BENCH_PAGES; page++) {
+		op = (struct op){ .kind = OP_MAP };
+		op.map.gva = BENCH_GVA + page * PAGE_SIZE;
+		op.map.gpa = BENCH_DATA_GPA + page * PAGE_SIZE;
+		op.map.level = MAP_LEVEL_4K;
+		op.map.leaf_flags = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_ACCESSED_MASK | PT_DIRTY_MASK;
+		op.map.upper_flags = PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_ACCESSED_MASK;
+		if (executor_step(ex, 2, &op, &div))
+			goto fail;
+	}
+	start = now();
+	for (long i = 0; i < checks; i++) {
+		op = (struct op){ .kind = OP_ACCESS };
+		op.access.gva = BENCH_GVA + (i % BENCH_PAGES) * PAGE_SIZE + (i & 0xfff);
+		if (executor_step(ex, 3, &op, &div))
+			goto fail;
+	}
+	*rate = checks / (now() - start);
+	executor_free(ex);
+	return 0;
+fail:
+	fprintf(stderr, "shadowfuzz bench: executor failed: %s\n", ex ? executor_error(ex) : err);
+	executor_free(ex);
+	return -1;
+}
+
+static void usage_bench(FILE *out)
+{
+	fprintf(out, "usage: shadowfuzz bench [--runs R] [--checks N]\n"
+		     "Prints reference checks/s, walker checks/s and differential access checks/s\n"
+		     "(CPL0 4-level reads), the median of R runs of N checks each (default 7 x 200000).\n");
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "runs", required_argument, NULL, 'r' }, { "checks", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },       { 0 },
+	};
+	static const struct {
+		const char *name;
+		int (*fn)(long checks, double *rate);
+	} benches[] = {
+		{ "reference checks/s (Unicorn, CPL0 4-level read)", bench_reference },
+		{ "walker checks/s (FNAME(walk_addr), same access)", bench_walker },
+		{ "differential access checks/s (executor: both + checker)", bench_executor },
+	};
+	long runs = 7, checks = 200000;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "r:n:h", longopts, NULL)) != -1) {
+		char *end;
+		long value;
+
+		if (opt == 'h') {
+			usage_bench(stdout);
+			return 0;
+		}
+		if (opt != 'r' && opt != 'n') {
+			usage_bench(stderr);
+			return 2;
+		}
+		errno = 0;
+		value = strtol(optarg, &end, 0);
+		if (errno || *end || value <= 0 || value > 1000000000) {
+			fprintf(stderr, "shadowfuzz bench: '%s' is not a positive number\n", optarg);
+			return 2;
+		}
+		if (opt == 'r')
+			runs = value > 99 ? 99 : value;
+		else
+			checks = value;
+	}
+	for (size_t b = 0; b < sizeof(benches) / sizeof(benches[0]); b++) {
+		double rates[99];
+
+		for (long r = 0; r < runs; r++)
+			if (benches[b].fn(checks, &rates[r]))
+				return 2;
+		printf("%-58s median %12.0f  (min %.0f, max %.0f, %ld runs x %ld)\n", benches[b].name,
+		       median(rates, (int)runs), rates[0], rates[runs - 1], runs, checks);
+	}
+	return 0;
+}

@@ -1,0 +1,773 @@
+/* Runs programs on the model and the reference and checks every access (DESIGN §1, §5). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/host_memory.h"
+#include "../core/kvm_host.h"
+#include "../core/memslot.h"
+#include "../core/paging.h"
+#include "../oracle/harness_layout.h"
+#include "../oracle/ref_memory.h"
+#include "../oracle/reference.h"
+#include "executor.h"
+
+/* The VMM's record of a slot it set, for delete/move/flags ops (as userspace keeps one). */
+struct slot_record {
+	bool valid;
+	struct kvm_userspace_memory_region region;
+};
+
+struct executor {
+	struct kvm_config config;
+	struct host_memory *host;
+	struct kvm *kvm;
+	struct ref_memory *ref_mem;
+	struct ref_engine *engines[PAGING_MODE_COUNT];
+	struct executor_stats stats;
+	/* Per program. */
+	struct slot_record slots[KVM_ADDRESS_SPACE_NUM][KVM_USER_MEM_SLOTS];
+	uint16_t used_slots[KVM_ADDRESS_SPACE_NUM * KVM_USER_MEM_SLOTS];
+	unsigned n_used_slots;
+	unsigned cr3_table;
+	unsigned next_pool_table;
+	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
+	char error[256];
+};
+
+static int fail(struct executor *ex, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ex->error, sizeof(ex->error), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+struct executor *executor_new(const struct kvm_config *cfg, char *err, size_t errlen)
+{
+	struct executor *ex = calloc(1, sizeof(*ex));
+
+	if (!ex) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ex->config = *cfg;
+	ex->host = host_memory_new();
+	ex->ref_mem = ref_memory_new();
+	if (ex->host)
+		ex->kvm = kvm_create(cfg, ex->host);
+	if (!ex->host || !ex->ref_mem || !ex->kvm) {
+		snprintf(err, errlen, "out of memory creating the model");
+		executor_free(ex);
+		return NULL;
+	}
+	return ex;
+}
+
+void executor_free(struct executor *ex)
+{
+	if (!ex)
+		return;
+	for (int mode = 0; mode < PAGING_MODE_COUNT; mode++)
+		ref_engine_free(ex->engines[mode]);
+	if (ex->kvm)
+		kvm_destroy(ex->kvm);
+	host_memory_free(ex->host);
+	ref_memory_free(ex->ref_mem);
+	free(ex);
+}
+
+const struct executor_stats *executor_stats(const struct executor *ex) { return &ex->stats; }
+const char *executor_error(const struct executor *ex) { return ex->error; }
+
+static struct kvm_vcpu *vcpu0(struct executor *ex) { return &ex->kvm->vcpus[0]; }
+
+static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
+{
+	char err[256];
+
+	if (!ex->engines[mode]) {
+		ex->engines[mode] = ref_engine_new(mode, ex->ref_mem, err, sizeof(err));
+		if (!ex->engines[mode])
+			fail(ex, "reference engine for mode %s: %s", paging_mode_name(mode), err);
+	}
+	return ex->engines[mode];
+}
+
+/* ---- guest memory, written on both sides ---- */
+
+/* A guest write of guest-physical memory in address space 0: RAM slots take it on the
+ * model's side, regions on the reference's; read-only memory and holes drop it on both. */
+static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
+{
+	struct kvm_memory_slot *slot = __gfn_to_memslot(ex->kvm->memslots[0], gpa >> PAGE_SHIFT);
+	bool writable = false;
+	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, &writable);
+
+	if (hva != KVM_HVA_ERR_BAD && writable)
+		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
+	ref_memory_write(ex->ref_mem, 0, gpa, src, len);
+}
+
+static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len)
+{
+	struct kvm_memory_slot *slot = __gfn_to_memslot(ex->kvm->memslots[0], gpa >> PAGE_SHIFT);
+	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, NULL);
+
+	if (hva == KVM_HVA_ERR_BAD)
+		return -EFAULT;
+	return host_read(ex->host, hva + (gpa & ~PAGE_MASK), dst, len);
+}
+
+/* ---- vCPU state ---- */
+
+static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu);
+
+	*cpu = (struct ref_cpu_state){
+		.mode = mode,
+		.cr3 = vcpu->arch.cr3,
+		.cr0_wp = vcpu->arch.cr0 & X86_CR0_WP,
+		.cr4_pse = vcpu->arch.cr4 & X86_CR4_PSE,
+		.cr4_smep = vcpu->arch.cr4 & X86_CR4_SMEP,
+		.cr4_smap = vcpu->arch.cr4 & X86_CR4_SMAP,
+		/* Protection keys exist only in IA-32e paging. */
+		.cr4_pke = (vcpu->arch.cr4 & X86_CR4_PKE) && mode >= PAGING_4LEVEL,
+		.efer_nxe = vcpu->arch.efer & EFER_NX,
+		.rflags_ac = vcpu->arch.rflags & X86_EFLAGS_AC,
+		.pkru = vcpu->arch.pkru,
+	};
+	memcpy(cpu->pdptrs, ex->ref_pdptrs, sizeof(cpu->pdptrs));
+}
+
+/* The architectural PDPTE load: read from the reference's memory (a hole reads as
+ * all-ones, which is never a valid PDPTE). */
+static bool ref_load_pdptrs(struct executor *ex, uint64_t cr3, uint64_t pdptrs[4])
+{
+	if (ref_memory_read(ex->ref_mem, 0, cr3 & 0xffffffe0ull, pdptrs, 4 * sizeof(uint64_t)))
+		memset(pdptrs, 0xff, 4 * sizeof(uint64_t));
+	return checker_pdptes_valid(pdptrs, ex->config.maxphyaddr);
+}
+
+static void set_divergence(struct divergence *div, uint32_t op_index, const struct op *op,
+			   enum check_id check)
+{
+	memset(div, 0, sizeof(*div));
+	div->op_index = op_index;
+	div->op = *op;
+	div->check = check;
+}
+
+/* A PAE CR3 load on both sides (MOV CR3, or enabling PAE paging): 1 on a divergence in
+ * whether it #GPs, else 0 with *loaded telling whether the load succeeded. */
+static int load_cr3_pae(struct executor *ex, uint64_t cr3, uint32_t op_index,
+			const struct op *op, struct divergence *div, bool *loaded)
+{
+	uint64_t pdptrs[4];
+	bool arch_ok = ref_load_pdptrs(ex, cr3, pdptrs);
+	bool model_ok = load_pdptrs(vcpu0(ex), cr3);
+
+	if (arch_ok != model_ok) {
+		set_divergence(div, op_index, op, CHECK_PDPTE_LOAD);
+		snprintf(div->detail, sizeof(div->detail),
+			 "MOV CR3 %#llx: model %s, architecture %s (PDPTEs %#llx %#llx %#llx %#llx)",
+			 (unsigned long long)cr3, model_ok ? "loaded" : "#GP",
+			 arch_ok ? "loads" : "#GP", (unsigned long long)pdptrs[0],
+			 (unsigned long long)pdptrs[1], (unsigned long long)pdptrs[2],
+			 (unsigned long long)pdptrs[3]);
+		return 1;
+	}
+	if (arch_ok)
+		memcpy(ex->ref_pdptrs, pdptrs, sizeof(pdptrs));
+	*loaded = arch_ok;
+	return 0;
+}
+
+static void set_paging_regs(struct kvm_vcpu *vcpu, enum paging_mode mode)
+{
+	struct kvm_vcpu_arch *arch = &vcpu->arch;
+
+	arch->cr0 &= ~X86_CR0_PG;
+	arch->cr4 &= ~(X86_CR4_PAE | X86_CR4_LA57);
+	arch->efer &= ~(EFER_LME | EFER_LMA);
+	if (mode == PAGING_NONE)
+		return;
+	arch->cr0 |= X86_CR0_PG | X86_CR0_PE;
+	if (mode >= PAGING_PAE)
+		arch->cr4 |= X86_CR4_PAE;
+	if (mode >= PAGING_4LEVEL)
+		arch->efer |= EFER_LME | EFER_LMA;
+	if (mode == PAGING_5LEVEL)
+		arch->cr4 |= X86_CR4_LA57;
+}
+
+/* A mode switch as one architectural step; entering PAE paging loads the PDPTEs and a
+ * #GP leaves the previous mode in place. */
+static int op_mode(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu_arch saved = vcpu->arch;
+	bool loaded = true;
+
+	set_paging_regs(vcpu, op->mode.mode);
+	kvm_init_mmu(vcpu);
+	if (op->mode.mode == PAGING_PAE && load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
+		return 1;
+	if (!loaded) {
+		vcpu->arch = saved;
+		kvm_init_mmu(vcpu);
+	}
+	return 0;
+}
+
+static void op_control(struct executor *ex, const struct op *op)
+{
+	static const struct {
+		enum control_bit bit;
+		size_t reg; /* offset in struct kvm_vcpu_arch */
+		uint64_t mask;
+	} map[] = {
+		{ CTRL_CR0_WP, offsetof(struct kvm_vcpu_arch, cr0), X86_CR0_WP },
+		{ CTRL_CR4_PSE, offsetof(struct kvm_vcpu_arch, cr4), X86_CR4_PSE },
+		{ CTRL_CR4_SMEP, offsetof(struct kvm_vcpu_arch, cr4), X86_CR4_SMEP },
+		{ CTRL_CR4_SMAP, offsetof(struct kvm_vcpu_arch, cr4), X86_CR4_SMAP },
+		{ CTRL_CR4_PKE, offsetof(struct kvm_vcpu_arch, cr4), X86_CR4_PKE },
+		{ CTRL_EFER_NXE, offsetof(struct kvm_vcpu_arch, efer), EFER_NX },
+		{ CTRL_RFLAGS_AC, offsetof(struct kvm_vcpu_arch, rflags), X86_EFLAGS_AC },
+	};
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		uint64_t *reg = (uint64_t *)((char *)&vcpu->arch + map[i].reg);
+
+		if (!(op->control.mask & map[i].bit))
+			continue;
+		if (op->control.value & map[i].bit)
+			*reg |= map[i].mask;
+		else
+			*reg &= ~map[i].mask;
+	}
+	kvm_init_mmu(vcpu);
+}
+
+static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+	uint64_t cr3 = table_pool_gpa(op->cr3.table);
+	bool loaded = true;
+
+	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE && load_cr3_pae(ex, cr3, index, op, div, &loaded))
+		return 1;
+	if (!loaded)
+		return 0;
+	vcpu->arch.cr3 = cr3;
+	ex->cr3_table = op->cr3.table;
+	return 0;
+}
+
+/* ---- memslots ---- */
+
+static struct slot_record *slot_record(struct executor *ex, unsigned as_id, unsigned id)
+{
+	if (as_id >= KVM_ADDRESS_SPACE_NUM || id >= KVM_USER_MEM_SLOTS)
+		return NULL;
+	return &ex->slots[as_id][id];
+}
+
+static void remember_slot(struct executor *ex, const struct kvm_userspace_memory_region *region)
+{
+	unsigned as_id = region->slot >> 16, id = region->slot & 0xffff;
+	struct slot_record *rec = slot_record(ex, as_id, id);
+
+	if (!rec->valid)
+		ex->used_slots[ex->n_used_slots++] = as_id * KVM_USER_MEM_SLOTS + id;
+	rec->valid = region->memory_size != 0;
+	rec->region = *region;
+}
+
+static void forget_slots(struct executor *ex)
+{
+	for (unsigned i = 0; i < ex->n_used_slots; i++) {
+		unsigned as_id = ex->used_slots[i] / KVM_USER_MEM_SLOTS;
+
+		ex->slots[as_id][ex->used_slots[i] % KVM_USER_MEM_SLOTS].valid = false;
+	}
+	ex->n_used_slots = 0;
+}
+
+/* The region an op passes to KVM_SET_USER_MEMORY_REGION: set passes its fields; delete,
+ * move and flags start from the VMM's record of the slot (zeros if it has none). */
+static void region_for_op(struct executor *ex, const struct op *op,
+			  struct kvm_userspace_memory_region *region)
+{
+	const struct slot_record *rec = slot_record(ex, op->memslot.as_id, op->memslot.id);
+
+	memset(region, 0, sizeof(*region));
+	if (rec && rec->valid)
+		*region = rec->region;
+	region->slot = (uint32_t)op->memslot.as_id << 16 | op->memslot.id;
+	switch (op->kind) {
+	case OP_MEMSLOT_SET:
+		region->flags = op->memslot.flags;
+		region->guest_phys_addr = op->memslot.gpa;
+		region->memory_size = op->memslot.size;
+		region->userspace_addr = op->memslot.hva;
+		break;
+	case OP_MEMSLOT_DELETE:
+		region->memory_size = 0;
+		break;
+	case OP_MEMSLOT_MOVE:
+		region->guest_phys_addr = op->memslot.gpa;
+		break;
+	default:
+		region->flags = op->memslot.flags;
+		break;
+	}
+}
+
+static void op_memslot(struct executor *ex, const struct op *op)
+{
+	struct kvm_userspace_memory_region region;
+	unsigned as_id = op->memslot.as_id;
+	int ret;
+
+	region_for_op(ex, op, &region);
+	/* The VMM mmaps the backing first; a range KVM then rejects stays mapped, harmlessly. */
+	if (op->kind == OP_MEMSLOT_SET && region.memory_size)
+		host_mmap(ex->host, region.userspace_addr & PAGE_MASK,
+			  (region.memory_size + PAGE_SIZE - 1) & PAGE_MASK, op->memslot.host_page_shift);
+	ex->stats.memslot_ioctls++;
+	ret = kvm_set_memory_region(ex->kvm, &region, NULL);
+	if (ret) {
+		ex->stats.memslot_errors++;
+		return;
+	}
+	remember_slot(ex, &region);
+	ref_memory_set_region(ex->ref_mem, (int)as_id, region.slot & 0xffff, region.guest_phys_addr,
+			      region.memory_size, region.userspace_addr,
+			      region.flags & KVM_MEM_READONLY);
+}
+
+/* ---- page tables ---- */
+
+static unsigned entry_size(enum paging_mode mode) { return mode == PAGING_32 ? 4 : 8; }
+
+static void write_entry(struct executor *ex, enum paging_mode mode, gpa_t gpa, uint64_t value)
+{
+	uint32_t narrow = (uint32_t)value;
+
+	if (entry_size(mode) == 4)
+		guest_phys_write(ex, gpa, &narrow, 4);
+	else
+		guest_phys_write(ex, gpa, &value, 8);
+}
+
+static void op_pte(struct executor *ex, const struct op *op)
+{
+	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	gpa_t gpa = table_pool_gpa(op->pte.table) + (uint64_t)op->pte.index * entry_size(mode);
+
+	write_entry(ex, mode, gpa, op->pte.value);
+}
+
+/* The map macro's table format: the current mode's, 4-level while paging is off. */
+static enum paging_mode map_format(enum paging_mode mode)
+{
+	return mode == PAGING_NONE ? PAGING_4LEVEL : mode;
+}
+
+static int root_level_of(enum paging_mode mode)
+{
+	static const int levels[PAGING_MODE_COUNT] = {
+		[PAGING_32] = 2, [PAGING_PAE] = 3, [PAGING_4LEVEL] = 4, [PAGING_5LEVEL] = 5,
+	};
+	return levels[mode];
+}
+
+static unsigned map_index(enum paging_mode mode, gva_t gva, int level)
+{
+	if (mode == PAGING_32)
+		return (gva >> (PAGE_SHIFT + 10 * (level - 1))) & 1023;
+	if (mode == PAGING_PAE && level == 3)
+		return (gva >> 30) & 3;
+	return (gva >> (PAGE_SHIFT + 9 * (level - 1))) & 511;
+}
+
+/* Next pool table for the macro, round robin over T1..T(n-1), never the current root. */
+static unsigned alloc_pool_table(struct executor *ex)
+{
+	unsigned table;
+
+	do {
+		table = ex->next_pool_table;
+		ex->next_pool_table = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
+	} while (table == ex->cr3_table);
+	return table;
+}
+
+static bool is_pool_table(gpa_t gpa)
+{
+	return gpa >= TABLE_POOL_BASE && gpa < table_pool_gpa(TABLE_POOL_PAGES);
+}
+
+static uint64_t leaf_entry(enum paging_mode mode, const struct op *op)
+{
+	uint64_t value = op->map.leaf_flags;
+
+	if (op->map.level > MAP_LEVEL_4K)
+		value |= PT_PAGE_SIZE_MASK;
+	if (mode != PAGING_32)
+		return value | (op->map.gpa & PT64_BASE_ADDR_MASK);
+	if (op->map.level == MAP_LEVEL_4K)
+		return value | (op->map.gpa & PT32_BASE_ADDR_MASK);
+	/* 4 MiB page: gpa bits 32..39 go to PSE-36 bits 13..20. */
+	return value | (op->map.gpa & 0xffc00000ull) | (((op->map.gpa >> 32) & 0xff) << PT32_PSE36_SHIFT);
+}
+
+/* Writes the entries that make gva map gpa: existing pool tables are reused, missing ones
+ * come from the pool (zeroed first), as a guest kernel's map function would. In PAE mode a
+ * new PDPTE is followed by a CR3 reload so the PDPTE registers see it. */
+static int op_map(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	enum paging_mode mode = map_format(kvm_vcpu_paging_mode(vcpu0(ex)));
+	unsigned esz = entry_size(mode);
+	gpa_t table = table_pool_gpa(ex->cr3_table);
+	bool wrote_pdpte = false;
+	static const uint8_t zero_page[PAGE_SIZE];
+
+	for (int level = root_level_of(mode); level > op->map.level; level--) {
+		gpa_t entry_gpa = table + map_index(mode, op->map.gva, level) * esz;
+		uint64_t entry = 0;
+		gpa_t next;
+
+		ref_memory_read(ex->ref_mem, 0, entry_gpa, &entry, esz);
+		next = entry & (esz == 4 ? PT32_BASE_ADDR_MASK : PT64_BASE_ADDR_MASK);
+		if ((entry & PT_PRESENT_MASK) && !(entry & PT_PAGE_SIZE_MASK) && is_pool_table(next)) {
+			table = next;
+			continue;
+		}
+		next = table_pool_gpa(alloc_pool_table(ex));
+		guest_phys_write(ex, next, zero_page, sizeof(zero_page));
+		entry = next | op->map.upper_flags;
+		if (mode == PAGING_PAE && level == 3) {
+			entry = next | (op->map.upper_flags & (PT_PRESENT_MASK | PT_PWT_MASK | PT_PCD_MASK));
+			wrote_pdpte = true;
+		}
+		write_entry(ex, mode, entry_gpa, entry);
+		table = next;
+	}
+	write_entry(ex, mode, table + map_index(mode, op->map.gva, op->map.level) * esz,
+		    leaf_entry(mode, op));
+	if (wrote_pdpte && kvm_vcpu_paging_mode(vcpu0(ex)) == PAGING_PAE) {
+		struct op reload = { .kind = OP_CR3, .cr3 = { .table = (uint8_t)ex->cr3_table } };
+
+		return op_cr3(ex, index, &reload, div);
+	}
+	return 0;
+}
+
+/* ---- accesses ---- */
+
+static enum ref_access_kind ref_kind(uint8_t kind)
+{
+	return kind == ACCESS_WRITE ? REF_WRITE : kind == ACCESS_FETCH ? REF_FETCH : REF_READ;
+}
+
+static uint32_t access_pfec(const struct op *op)
+{
+	uint32_t pfec = 0;
+
+	if (op->access.kind == ACCESS_WRITE)
+		pfec |= PFERR_WRITE_MASK;
+	if (op->access.kind == ACCESS_FETCH)
+		pfec |= PFERR_FETCH_MASK;
+	if (op->access.cpl == 3)
+		pfec |= PFERR_USER_MASK;
+	return pfec;
+}
+
+/* The model's CPU: canonical check, then the guest walk. */
+static void model_access(struct executor *ex, const struct op *op, struct guest_walker *walker,
+			 struct model_access *answer)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+	gva_t gva = op->access.gva;
+
+	memset(answer, 0, sizeof(*answer));
+	memset(walker, 0, sizeof(*walker));
+	vcpu->arch.cpl = op->access.cpl;
+	if (is_noncanonical_address(gva, vcpu)) {
+		answer->outcome = REF_GP_FAULT;
+		return;
+	}
+	if (!kvm_walk_addr(walker, vcpu, gva, access_pfec(op))) {
+		answer->outcome = REF_PAGE_FAULT;
+		answer->error_code = walker->fault.error_code;
+		answer->cr2 = walker->fault.address;
+		return;
+	}
+	answer->outcome = REF_OK;
+	answer->gpa = guest_walker_gpa(walker, gva);
+}
+
+/* snprintf that appends and never runs past the buffer. */
+static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *used, len - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n < len - *used ? (size_t)n : len - *used - 1;
+}
+
+static void format_walks(const struct guest_walker *walker, const struct ref_result *ref,
+			 char *buf, size_t len)
+{
+	size_t used = strlen(buf);
+
+	append(buf, len, &used, "model walk:");
+	for (int level = walker->max_level; level >= walker->level && level > 0; level--)
+		append(buf, len, &used, " L%d[%#llx]=%#llx", level,
+		       (unsigned long long)walker->pte_gpa[level - 1],
+		       (unsigned long long)walker->ptes[level - 1]);
+	append(buf, len, &used, "\n  reference walk:");
+	for (int i = 0; i < ref->n_entries; i++)
+		append(buf, len, &used, " [%#llx]=%#llx%s", (unsigned long long)ref->entries[i].gpa,
+		       (unsigned long long)ref->entries[i].value,
+		       ref->entries[i].backed ? "" : "(unbacked)");
+}
+
+/* Paging entries either side touched must read the same on both sides (A/D included). */
+static bool compare_walked_entries(struct executor *ex, const struct guest_walker *walker,
+				   const struct ref_result *ref, enum paging_mode mode,
+				   gpa_t *bad_gpa)
+{
+	unsigned esz = entry_size(mode);
+	gpa_t gpas[2 * PT_MAX_FULL_LEVELS];
+	int n = 0;
+
+	for (int level = walker->max_level; level >= walker->level && level > 0; level--)
+		gpas[n++] = walker->pte_gpa[level - 1];
+	for (int i = 0; i < ref->n_entries; i++)
+		if (ref->entries[i].backed)
+			gpas[n++] = ref->entries[i].gpa;
+	for (int i = 0; i < n; i++) {
+		uint64_t model = 0, arch = 0;
+		bool model_ok = model_phys_read(ex, gpas[i], &model, esz) == 0;
+		bool arch_ok = ref_memory_read(ex->ref_mem, 0, gpas[i], &arch, esz) == 0;
+
+		if (model_ok != arch_ok || model != arch) {
+			*bad_gpa = gpas[i];
+			return false;
+		}
+	}
+	return true;
+}
+
+static int op_access(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	struct access_check check = {
+		.cpl = op->access.cpl,
+		.kind = ref_kind(op->access.kind),
+		.gva = op->access.gva,
+		.maxphyaddr = ex->config.maxphyaddr,
+	};
+	struct guest_walker walker;
+	struct model_access model, expected;
+	struct ref_result ref;
+	struct ref_engine *engine;
+	enum kvm_rule rule;
+	enum check_id failed;
+	gpa_t bad_gpa;
+
+	ref_cpu_from_vcpu(ex, &check.cpu);
+	engine = engine_for(ex, check.cpu.mode);
+	if (!engine)
+		return -1;
+	if (ref_check(engine, &check.cpu, check.cpl, check.kind, check.gva, &ref))
+		return fail(ex, "op %u: reference failed: %s", index, ref_engine_error(engine));
+	model_access(ex, op, &walker, &model);
+	checker_expected(&check, &ref, &expected, &rule);
+	ex->stats.accesses++;
+	ex->stats.rule_hits[rule]++;
+	if (!checker_compare(&expected, &model, &failed)) {
+		set_divergence(div, index, op, failed);
+	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa)) {
+		set_divergence(div, index, op, CHECK_MEMORY);
+		snprintf(div->detail, sizeof(div->detail), "paging entry at gpa %#llx differs\n  ",
+			 (unsigned long long)bad_gpa);
+	} else {
+		return 0;
+	}
+	div->rule = rule;
+	div->gva = check.gva;
+	div->model = model;
+	div->expected = expected;
+	format_walks(&walker, &ref, div->detail, sizeof(div->detail));
+	return 1;
+}
+
+/* ---- whole-memory comparison at the end of a program ---- */
+
+struct memory_compare {
+	struct executor *ex;
+	bool model_side;
+	bool differs;
+	hva_t hva;
+};
+
+static void compare_page(void *ctx, hva_t hva, const uint8_t *page)
+{
+	struct memory_compare *cmp = ctx;
+	static const uint8_t zero_page[PAGE_SIZE];
+	const uint8_t *other;
+
+	if (cmp->differs)
+		return;
+	if (cmp->model_side) {
+		other = ref_memory_hva_page(cmp->ex->ref_mem, hva);
+	} else {
+		kvm_pfn_t pfn = host_hva_to_pfn(cmp->ex->host, hva);
+
+		other = pfn == KVM_PFN_ERR_FAULT ? NULL : host_pfn_page(cmp->ex->host, pfn, false);
+	}
+	if (memcmp(page, other ? other : zero_page, PAGE_SIZE)) {
+		cmp->differs = true;
+		cmp->hva = hva;
+	}
+}
+
+static bool compare_all_memory(struct executor *ex, hva_t *bad_hva)
+{
+	struct memory_compare cmp = { .ex = ex, .model_side = true };
+
+	host_for_each_page(ex->host, compare_page, &cmp);
+	cmp.model_side = false;
+	ref_memory_for_each_page(ex->ref_mem, compare_page, &cmp);
+	*bad_hva = cmp.hva;
+	return !cmp.differs;
+}
+
+/* ---- driver ---- */
+
+static int run_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	switch (op->kind) {
+	case OP_MODE:
+		return op_mode(ex, index, op, div);
+	case OP_CONTROL:
+		op_control(ex, op);
+		return 0;
+	case OP_PKRU:
+		vcpu0(ex)->arch.pkru = op->pkru.value;
+		return 0;
+	case OP_CR3:
+		return op_cr3(ex, index, op, div);
+	case OP_MEMSLOT_SET:
+	case OP_MEMSLOT_DELETE:
+	case OP_MEMSLOT_MOVE:
+	case OP_MEMSLOT_FLAGS:
+		op_memslot(ex, op);
+		return 0;
+	case OP_PTE:
+		op_pte(ex, op);
+		return 0;
+	case OP_MAP:
+		return op_map(ex, index, op, div);
+	case OP_ACCESS:
+		return op_access(ex, index, op, div);
+	default:
+		return fail(ex, "op %u: unknown kind %u", index, op->kind);
+	}
+}
+
+static int reset_for_program(struct executor *ex)
+{
+	struct kvm_vcpu *vcpu;
+
+	host_memory_reset(ex->host);
+	ref_memory_reset(ex->ref_mem);
+	forget_slots(ex);
+	if (kvm_reset(ex->kvm, &ex->config))
+		return fail(ex, "cannot reset the model");
+	vcpu = vcpu0(ex);
+	ex->cr3_table = 0;
+	ex->next_pool_table = 1;
+	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
+	vcpu->arch.cr3 = table_pool_gpa(0);
+	kvm_init_mmu(vcpu);
+	return 0;
+}
+
+int executor_begin(struct executor *ex)
+{
+	if (reset_for_program(ex))
+		return -1;
+	ex->stats.programs++;
+	return 0;
+}
+
+int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	ex->stats.ops++;
+	return run_op(ex, index, op, div);
+}
+
+int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div)
+{
+	static const struct op no_op;
+	hva_t bad_hva;
+
+	if (compare_all_memory(ex, &bad_hva))
+		return 0;
+	set_divergence(div, prog->n_ops ? prog->n_ops - 1 : 0,
+		       prog->n_ops ? &prog->ops[prog->n_ops - 1] : &no_op, CHECK_MEMORY);
+	snprintf(div->detail, sizeof(div->detail),
+		 "guest memory differs in the page at hva %#llx (checked after the last op)",
+		 (unsigned long long)bad_hva);
+	return 1;
+}
+
+int executor_run(struct executor *ex, const struct program *prog, struct divergence *div)
+{
+	if (executor_begin(ex))
+		return -1;
+	for (uint32_t i = 0; i < prog->n_ops; i++) {
+		int ret = executor_step(ex, i, &prog->ops[i], div);
+
+		if (ret)
+			return ret;
+	}
+	return executor_finish(ex, prog, div);
+}
+
+void divergence_print(const struct divergence *div, FILE *out)
+{
+	char op_text[160], model[96], expected[96];
+
+	op_format(&div->op, op_text, sizeof(op_text));
+	fprintf(out, "DIVERGENCE (%s) at op %u: %s\n", check_name(div->check), div->op_index, op_text);
+	if (div->check != CHECK_MEMORY || div->gva) {
+		model_access_format(&div->model, model, sizeof(model));
+		model_access_format(&div->expected, expected, sizeof(expected));
+		if (div->check != CHECK_PDPTE_LOAD) {
+			fprintf(out, "  gva:      %#llx\n", (unsigned long long)div->gva);
+			fprintf(out, "  model:    %s\n", model);
+			fprintf(out, "  allowed:  %s%s%s\n", expected,
+				div->rule ? " by rule " : "", div->rule ? kvm_rule_name(div->rule) : "");
+		}
+	}
+	if (div->detail[0])
+		fprintf(out, "  %s\n", div->detail);
+}

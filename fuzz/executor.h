@@ -1,0 +1,59 @@
+/* The executor: runs a program on the model (core/) and on the reference (oracle/) side by
+ * side, playing the VMM (memslot ioctls, host memory) and the guest (control registers,
+ * page-table writes, accesses), and has the checker judge every access. Long-lived: the
+ * model's VM and the reference engines are created once and reset per program. */
+#ifndef SHADOWFUZZ_FUZZ_EXECUTOR_H
+#define SHADOWFUZZ_FUZZ_EXECUTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../core/kvm_config.h"
+#include "../oracle/checker.h"
+#include "program.h"
+
+struct executor;
+
+struct executor_stats {
+	uint64_t programs;
+	uint64_t ops;
+	uint64_t accesses;
+	uint64_t memslot_ioctls;
+	uint64_t memslot_errors; /* ioctls the model rejected (an outcome, not a divergence) */
+	uint64_t rule_hits[RULE_COUNT];
+};
+
+#define DIVERGENCE_DETAIL_MAX 2048
+
+struct divergence {
+	uint32_t op_index;
+	struct op op;
+	enum check_id check;
+	enum kvm_rule rule; /* rule that shaped the expected answer, if any */
+	gva_t gva;
+	struct model_access model;
+	struct model_access expected;
+	char detail[DIVERGENCE_DETAIL_MAX]; /* both walks, or the memory difference */
+};
+
+struct executor *executor_new(const struct kvm_config *cfg, char *err, size_t errlen);
+void executor_free(struct executor *ex);
+
+/* Runs prog from a fresh VM. Returns 0 when every check passed, 1 on a divergence (div
+ * filled), -1 on a harness failure (executor_error). */
+int executor_run(struct executor *ex, const struct program *prog, struct divergence *div);
+
+/* The same in steps, for drivers that generate ops as they go (walk-conformance): begin
+ * resets the VM, step runs one op (same return values), finish compares all guest memory. */
+int executor_begin(struct executor *ex);
+int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div);
+int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div);
+
+const struct executor_stats *executor_stats(const struct executor *ex);
+const char *executor_error(const struct executor *ex);
+
+/* A readable report: the op, the gva, the model's answer, the allowed one, both walks. */
+void divergence_print(const struct divergence *div, FILE *out);
+
+#endif

@@ -1,0 +1,173 @@
+/* The program language: what a fuzz input or a seed file asks the guest and the VMM to do.
+ * Two forms of the same thing: a binary encoding in which every byte string decodes to a
+ * valid, bounded program (for fuzzers), and a text form, one op a line, for people. */
+#ifndef SHADOWFUZZ_FUZZ_PROGRAM_H
+#define SHADOWFUZZ_FUZZ_PROGRAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../core/x86.h"
+
+#define PROG_MAX_OPS 256
+/* Memslots a program may create: at most 1 GiB each, below 2^40. */
+#define PROG_MAX_SLOT_SIZE (1ull << 30)
+#define PROG_GPA_LIMIT (1ull << 40)
+/* Slot ids a program may pass: 0..508 are user slots, the rest reach the EINVAL paths. */
+#define PROG_MAX_SLOT_ID 1023
+/* Every memslot's host range [hva, hva + size) stays below this. */
+#define PROG_HVA_LIMIT 0x00007ffffffff000ull
+
+enum op_kind {
+	OP_MODE,          /* mode none|32|pae|4level|5level */
+	OP_CONTROL,       /* control wp=1 smep=0 ...: sets/clears CR0/CR4/EFER/RFLAGS bits */
+	OP_PKRU,          /* pkru 0x0000000c */
+	OP_CR3,           /* cr3 T3: MOV CR3 to table-pool page T3 */
+	OP_MEMSLOT_SET,   /* memslot set as=0 slot=1 gpa=.. size=.. hva=.. flags=log|ro hpage=2M */
+	OP_MEMSLOT_DELETE, /* memslot delete as=0 slot=1 */
+	OP_MEMSLOT_MOVE,  /* memslot move as=0 slot=1 gpa=.. */
+	OP_MEMSLOT_FLAGS, /* memslot flags as=0 slot=1 flags=log */
+	OP_PTE,           /* pte T1[5] = 0x200067: write one guest paging entry */
+	OP_MAP,           /* map 0x40000000 -> 0x200000 size=4K leaf=P|W|U|A|D upper=P|W|U */
+	OP_ACCESS,        /* read|write|fetch 0x40000123 [user] */
+	OP_KIND_COUNT
+};
+
+/* OP_CONTROL bits (mask says which change, value what they become). */
+enum control_bit {
+	CTRL_CR0_WP = 1 << 0,
+	CTRL_CR4_PSE = 1 << 1,
+	CTRL_CR4_SMEP = 1 << 2,
+	CTRL_CR4_SMAP = 1 << 3,
+	CTRL_CR4_PKE = 1 << 4,
+	CTRL_EFER_NXE = 1 << 5,
+	CTRL_RFLAGS_AC = 1 << 6,
+	CTRL_ALL = (1 << 7) - 1
+};
+
+enum access_kind { ACCESS_READ, ACCESS_WRITE, ACCESS_FETCH };
+
+/* Page sizes of OP_MAP, as the level of the leaf: 1 = 4K, 2 = 2M (4M in 32-bit mode),
+ * 3 = 1G. */
+enum { MAP_LEVEL_4K = 1, MAP_LEVEL_2M = 2, MAP_LEVEL_1G = 3 };
+
+struct op {
+	uint8_t kind; /* enum op_kind */
+	union {
+		struct {
+			uint8_t mode; /* enum paging_mode */
+		} mode;
+		struct {
+			uint8_t mask, value; /* enum control_bit */
+		} control;
+		struct {
+			uint32_t value;
+		} pkru;
+		struct {
+			uint8_t table; /* < TABLE_POOL_PAGES */
+		} cr3;
+		struct {
+			uint8_t as_id;   /* 0 or 1 */
+			uint16_t id;     /* slot id as passed (may be invalid: EINVAL path) */
+			uint32_t flags;  /* KVM_MEM_* (may hold unknown bits: EINVAL path) */
+			uint64_t gpa;    /* set, move */
+			uint64_t size;   /* set */
+			uint64_t hva;    /* set */
+			uint8_t host_page_shift; /* set: 12, 21 or 30 */
+		} memslot;
+		struct {
+			uint8_t table;  /* < TABLE_POOL_PAGES */
+			uint16_t index; /* < 512 (< 1024 for 4-byte entries); root entry 0 never */
+			uint64_t value;
+		} pte;
+		struct {
+			uint64_t gva;
+			uint64_t gpa;
+			uint8_t level;        /* MAP_LEVEL_* */
+			uint64_t leaf_flags;  /* bits OR-ed into the leaf (besides the frame) */
+			uint64_t upper_flags; /* bits of entries created for missing tables */
+		} map;
+		struct {
+			uint8_t kind; /* enum access_kind */
+			uint8_t cpl;  /* 0 or 3 */
+			uint64_t gva;
+		} access;
+	};
+};
+
+struct program {
+	uint32_t n_ops;
+	struct op ops[PROG_MAX_OPS];
+};
+
+/* Rules every op of a program follows besides the ranges noted in struct op. They depend
+ * on the paging mode and CR3 table in force before the op (a program starts in PAGING_NONE
+ * with CR3 = T0); program_decode produces only such ops and program_parse accepts only
+ * them. Gvas of maps and accesses satisfy gva_fits_mode and not gva_is_harness_reserved
+ * (oracle/harness_layout.h). A pte write never targets index HARNESS_ROOT_INDEX of the
+ * CR3 table, and its value fits the entry. A map's gva and gpa are aligned to its page
+ * size, its gpa lies in [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT) (below 4 GiB for a 4K page of
+ * 4-byte entries). A memslot's gpa (set, move) lies in [HARNESS_GPA_LIMIT,
+ * PROG_GPA_LIMIT), and a set has gpa + size <= PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE
+ * and hva + size < PROG_HVA_LIMIT; fields an op kind does not use are zero. */
+static inline bool prog_entries_are_4_bytes(enum paging_mode mode) { return mode == PAGING_32; }
+
+static inline unsigned prog_pte_index_limit(enum paging_mode mode)
+{
+	return prog_entries_are_4_bytes(mode) ? 1024 : 512;
+}
+
+/* Bits a map's leaf_flags and upper_flags may hold: all but the entry's address bits. */
+static inline uint64_t prog_map_flag_bits(enum paging_mode mode)
+{
+	return prog_entries_are_4_bytes(mode) ? 0xfffull : 0xfff0000000000fffull;
+}
+
+/* Bytes a map of this level covers in this mode; 0 if the mode has no such page. */
+static inline uint64_t prog_map_page_size(enum paging_mode mode, unsigned level)
+{
+	switch (level) {
+	case MAP_LEVEL_4K:
+		return 1ull << 12;
+	case MAP_LEVEL_2M:
+		return mode == PAGING_32 ? 1ull << 22 : 1ull << 21;
+	case MAP_LEVEL_1G:
+		return mode >= PAGING_4LEVEL ? 1ull << 30 : 0;
+	default:
+		return 0;
+	}
+}
+
+/* Binary form. Decoding never fails: any bytes give a valid program of at most
+ * PROG_MAX_OPS ops (trailing bytes that do not fill an op are read as zeros). Encoding
+ * writes at most program_encoded_size_max() bytes and returns the length;
+ * program_decode(program_encode(p)) == p for every program that program_decode returns. */
+void program_decode(const uint8_t *data, size_t len, struct program *out);
+size_t program_encode(const struct program *prog, uint8_t *buf, size_t cap);
+size_t program_encoded_size_max(void);
+/* The host address a memslot of this id and gpa gets unless a program says otherwise: a
+ * 1 GiB-aligned area per slot id plus gpa mod 1 GiB, so gpa and hva are congruent and
+ * host large pages can back guest large pages. */
+uint64_t prog_default_hva(unsigned slot_id, uint64_t gpa);
+
+/* Text form. program_parse reads a whole text; on error it returns -1 and writes
+ * "name:line: message" into err. program_print writes the canonical text, which parses
+ * back to the same program. */
+int program_parse(const char *text, const char *name, struct program *out, char *err,
+		  size_t errlen);
+void program_print(const struct program *prog, FILE *out);
+/* One op in text form, no newline; returns snprintf's count. A map of level 2 reads "4M"
+ * when mode is PAGING_32 and "2M" otherwise; op_format always writes "2M". */
+int op_format_in_mode(const struct op *op, enum paging_mode mode, char *buf, size_t len);
+int op_format(const struct op *op, char *buf, size_t len);
+
+/* Loads a file in either form (text if it starts with printable ASCII and parses, binary
+ * otherwise). Returns 0, or -1 with a message in err. */
+int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
+
+const char *op_kind_name(enum op_kind kind);
+const char *paging_mode_name(enum paging_mode mode);
+
+#endif

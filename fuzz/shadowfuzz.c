@@ -1,0 +1,358 @@
+/* shadowfuzz: the command-line entry point. Each subcommand lives in its own function and
+ * takes the common options --profile P and --bug ID. Exit codes: 0 clean, 1 divergence,
+ * 2 bad usage or bad input. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench.h"
+#include "executor.h"
+#include "program.h"
+#include "walk_conformance.h"
+
+enum { EXIT_CLEAN = 0, EXIT_DIVERGENCE = 1, EXIT_USAGE = 2 };
+
+struct common_options {
+	struct kvm_config config;
+	enum kvm_profile profile;
+	uint64_t bugs;
+};
+
+static void usage_common(FILE *out)
+{
+	fprintf(out,
+		"  --profile P   kernel profile the model mirrors: 4.20, 5.1 (default), 5.3\n"
+		"  --bug ID      plant a historical or synthetic bug (repeatable); --bug list shows them\n"
+		"  -h, --help    this help\n");
+}
+
+static void list_bugs(FILE *out)
+{
+	for (int b = 0; b < KVM_BUG_COUNT; b++) {
+		const struct kvm_bug_info *info = kvm_bug_info(b);
+
+		fprintf(out, "%-4s %s\n     origin: %s; caught by: %s\n", info->id, info->summary,
+			info->origin, info->caught_by);
+	}
+}
+
+/* Handles --profile/--bug; returns 1 if consumed, 0 if not a common option, -1 on error. */
+static int parse_common(int opt, const char *arg, struct common_options *common)
+{
+	int bug;
+
+	switch (opt) {
+	case 'p':
+		if (kvm_profile_parse(arg, &common->profile)) {
+			fprintf(stderr, "shadowfuzz: unknown profile '%s' (use 4.20, 5.1 or 5.3)\n", arg);
+			return -1;
+		}
+		return 1;
+	case 'b':
+		if (!strcmp(arg, "list")) {
+			list_bugs(stdout);
+			exit(EXIT_CLEAN);
+		}
+		bug = kvm_bug_parse(arg);
+		if (bug < 0) {
+			fprintf(stderr, "shadowfuzz: unknown bug '%s' (shadowfuzz run --bug list)\n", arg);
+			return -1;
+		}
+		common->bugs |= 1ull << bug;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static void finish_common(struct common_options *common)
+{
+	kvm_config_init(&common->config, common->profile);
+	common->config.bugs = common->bugs;
+}
+
+/* ---- run ---- */
+
+static void usage_run(FILE *out)
+{
+	fprintf(out, "usage: shadowfuzz run [options] FILE|DIR...\n"
+		     "Runs each program (text or binary; directories recursively) on the model and\n"
+		     "on the reference and checks every access. Prints a verdict per file.\n"
+		     "  -q, --quiet   print only failures and the summary\n");
+	usage_common(out);
+}
+
+struct run_totals {
+	unsigned files, passed, diverged, bad;
+	bool quiet;
+};
+
+static int run_file(struct executor *ex, const char *path, struct run_totals *totals)
+{
+	static struct program prog;
+	struct divergence div;
+	char err[512];
+	int ret;
+
+	totals->files++;
+	if (program_load_file(path, &prog, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		totals->bad++;
+		return 0;
+	}
+	ret = executor_run(ex, &prog, &div);
+	if (ret < 0) {
+		fprintf(stderr, "%s: harness error: %s\n", path, executor_error(ex));
+		return -1;
+	}
+	if (ret == 0) {
+		totals->passed++;
+		if (!totals->quiet)
+			printf("PASS %s (%u ops)\n", path, prog.n_ops);
+		return 0;
+	}
+	totals->diverged++;
+	printf("FAIL %s\n", path);
+	divergence_print(&div, stdout);
+	return 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int run_path(struct executor *ex, const char *path, struct run_totals *totals);
+
+/* Files of a directory in name order (hidden files and README skipped), for stable output. */
+static int run_dir(struct executor *ex, const char *path, struct run_totals *totals)
+{
+	DIR *dir = opendir(path);
+	struct dirent *entry;
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	if (!dir) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		totals->bad++;
+		return 0;
+	}
+	while ((entry = readdir(dir))) {
+		if (entry->d_name[0] == '.' || !strncmp(entry->d_name, "README", 6))
+			continue;
+		if (n == cap) {
+			char **grown = realloc(names, (cap ? 2 * cap : 64) * sizeof(*names));
+
+			if (!grown)
+				break;
+			names = grown;
+			cap = cap ? 2 * cap : 64;
+		}
+		if (asprintf(&names[n], "%s/%s", path, entry->d_name) < 0)
+			break;
+		n++;
+	}
+	closedir(dir);
+	qsort(names, n, sizeof(*names), compare_names);
+	for (size_t i = 0; i < n; i++) {
+		if (!ret)
+			ret = run_path(ex, names[i], totals);
+		free(names[i]);
+	}
+	free(names);
+	return ret;
+}
+
+static int run_path(struct executor *ex, const char *path, struct run_totals *totals)
+{
+	struct stat st;
+
+	if (stat(path, &st)) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		totals->bad++;
+		return 0;
+	}
+	if (S_ISDIR(st.st_mode))
+		return run_dir(ex, path, totals);
+	return run_file(ex, path, totals);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "profile", required_argument, NULL, 'p' }, { "bug", required_argument, NULL, 'b' },
+		{ "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct common_options common = { .profile = KVM_PROFILE_5_1 };
+	struct run_totals totals = { 0 };
+	struct executor *ex;
+	char err[256];
+	int opt, ret = 0;
+
+	while ((opt = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
+		int consumed = parse_common(opt, optarg, &common);
+
+		if (consumed < 0)
+			return EXIT_USAGE;
+		if (consumed)
+			continue;
+		if (opt == 'q') {
+			totals.quiet = true;
+		} else if (opt == 'h') {
+			usage_run(stdout);
+			return EXIT_CLEAN;
+		} else {
+			usage_run(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "shadowfuzz run: no program given\n");
+		usage_run(stderr);
+		return EXIT_USAGE;
+	}
+	finish_common(&common);
+	ex = executor_new(&common.config, err, sizeof(err));
+	if (!ex) {
+		fprintf(stderr, "shadowfuzz: %s\n", err);
+		return EXIT_USAGE;
+	}
+	for (int i = optind; i < argc && !ret; i++)
+		ret = run_path(ex, argv[i], &totals);
+	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)\n", totals.files,
+	       totals.passed, totals.diverged, totals.bad, kvm_profile_name(common.profile));
+	executor_free(ex);
+	if (ret || totals.bad)
+		return EXIT_USAGE;
+	return totals.diverged ? EXIT_DIVERGENCE : EXIT_CLEAN;
+}
+
+/* ---- walk-conformance ---- */
+
+static void usage_walk(FILE *out)
+{
+	fprintf(out, "usage: shadowfuzz walk-conformance [options]\n"
+		     "Compares the guest walker with the reference over every combination of leaf and\n"
+		     "upper entry flags, access kind, CPL and control bits; prints cases and\n"
+		     "mismatches per mode.\n"
+		     "  --mode M      32, pse, pae, 4, 5 or all (default all)\n"
+		     "  --sample N    run about N cases per mode, chosen by --seed (default: all)\n"
+		     "  --seed S      sample seed (default 1)\n"
+		     "  --reports K   mismatches printed in full per mode (default 5)\n");
+	usage_common(out);
+}
+
+static int cmd_walk_conformance(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "profile", required_argument, NULL, 'p' }, { "bug", required_argument, NULL, 'b' },
+		{ "mode", required_argument, NULL, 'm' },    { "sample", required_argument, NULL, 'n' },
+		{ "seed", required_argument, NULL, 's' },    { "reports", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },          { 0 },
+	};
+	struct common_options common = { .profile = KVM_PROFILE_5_1 };
+	struct walk_conformance_options opts = {
+		.mode_mask = (1u << CONF_MODE_COUNT) - 1, .seed = 1, .max_reports = 5,
+	};
+	struct walk_conformance_result total;
+	char err[256], *end;
+	int opt, mode;
+
+	while ((opt = getopt_long(argc, argv, "p:b:m:n:s:r:h", longopts, NULL)) != -1) {
+		int consumed = parse_common(opt, optarg, &common);
+
+		if (consumed < 0)
+			return EXIT_USAGE;
+		if (consumed)
+			continue;
+		switch (opt) {
+		case 'm':
+			if (!strcmp(optarg, "all"))
+				break;
+			mode = conformance_mode_parse(optarg);
+			if (mode < 0) {
+				fprintf(stderr, "shadowfuzz: unknown mode '%s' (32, pse, pae, 4, 5, all)\n", optarg);
+				return EXIT_USAGE;
+			}
+			opts.mode_mask = 1u << mode;
+			break;
+		case 'n':
+		case 's':
+		case 'r':
+			errno = 0;
+			unsigned long long value = strtoull(optarg, &end, 0);
+			if (errno || *end || !*optarg) {
+				fprintf(stderr, "shadowfuzz: '%s' is not a number\n", optarg);
+				return EXIT_USAGE;
+			}
+			if (opt == 'n')
+				opts.sample = value;
+			else if (opt == 's')
+				opts.seed = value;
+			else
+				opts.max_reports = (unsigned)value;
+			break;
+		case 'h':
+			usage_walk(stdout);
+			return EXIT_CLEAN;
+		default:
+			usage_walk(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shadowfuzz walk-conformance: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	finish_common(&common);
+	if (walk_conformance_run(&common.config, &opts, stdout, &total, err, sizeof(err))) {
+		fprintf(stderr, "shadowfuzz: %s\n", err);
+		return EXIT_USAGE;
+	}
+	return total.mismatches ? EXIT_DIVERGENCE : EXIT_CLEAN;
+}
+
+/* ---- main ---- */
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "run", cmd_run, "run programs on the model and the reference, report divergences" },
+	{ "walk-conformance", cmd_walk_conformance, "exhaustive guest-walker conformance per paging mode" },
+	{ "bench", cmd_bench, "measure reference and walker checks per second" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: shadowfuzz COMMAND [options] [args]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-18s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'shadowfuzz COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_CLEAN;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "shadowfuzz: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

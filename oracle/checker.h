@@ -1,0 +1,68 @@
+/* The checker: decides whether the model's answer for an access is one the architecture
+ * allows, given the reference's answer. Where KVM deliberately (or knowingly) differs from
+ * the architecture, the difference is a named rule here, counted and documented in
+ * docs/checking-rules.md, never a silent skip. The checker sees only observable state:
+ * outcomes, walks and guest memory, never the model's internals. */
+#ifndef SHADOWFUZZ_ORACLE_CHECKER_H
+#define SHADOWFUZZ_ORACLE_CHECKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reference.h"
+
+enum check_id {
+	CHECK_OUTCOME,     /* success / #PF / #GP */
+	CHECK_ERROR_CODE,  /* #PF error code */
+	CHECK_CR2,         /* #PF address */
+	CHECK_GPA,         /* translation of a successful access */
+	CHECK_MEMORY,      /* guest memory (A/D bits included) */
+	CHECK_PDPTE_LOAD,  /* MOV CR3 / paging enable in PAE mode: #GP or not */
+	CHECK_COUNT
+};
+
+enum kvm_rule {
+	RULE_NONE,
+	/* walk_addr_generic: a guest table in no usable memslot reads as a failed copy and
+	 * faults as not present; the bus would return whatever backs the address. */
+	RULE_KVM_TABLE_OUTSIDE_MEMSLOT,
+	/* KVM's 32-bit walker implements PSE-36 with 36 physical bits: 4 MiB PDE bits 17..20
+	 * are reserved for KVM, address bits on a MAXPHYADDR-40 CPU. */
+	RULE_KVM_PSE36_IS_36_BITS,
+	RULE_COUNT
+};
+
+/* What the model answered for one access (fields as in struct ref_result). */
+struct model_access {
+	enum ref_outcome outcome;
+	uint32_t error_code;
+	uint64_t cr2;
+	gpa_t gpa;
+};
+
+struct access_check {
+	struct ref_cpu_state cpu;
+	int cpl;
+	enum ref_access_kind kind;
+	gva_t gva;
+	int maxphyaddr;
+};
+
+/* The answer KVM must give: the reference's, or the one a rule prescribes. */
+void checker_expected(const struct access_check *check, const struct ref_result *ref,
+		      struct model_access *expected, enum kvm_rule *rule);
+
+/* Compare model with expected; on a mismatch return false and the first failing check. */
+bool checker_compare(const struct model_access *expected, const struct model_access *model,
+		     enum check_id *failed);
+
+/* Architectural MOV CR3 in PAE mode (SDM vol. 3 §4.4.1): #GP when a present PDPTE has a
+ * reserved bit (63:MAXPHYADDR, 8:5, 2:1). */
+bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr);
+
+const char *check_name(enum check_id check);
+const char *kvm_rule_name(enum kvm_rule rule);
+int model_access_format(const struct model_access *answer, char *buf, size_t len);
+
+#endif
