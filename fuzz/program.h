@@ -119,10 +119,22 @@ static inline unsigned prog_pte_index_limit(enum paging_mode mode)
 	return prog_entries_are_4_bytes(mode) ? 1024 : 512;
 }
 
-/* Bits a map's leaf_flags and upper_flags may hold: all but the entry's address bits. */
-static inline uint64_t prog_map_flag_bits(enum paging_mode mode)
+/* Bits a map's upper_flags may hold: all but a table entry's address bits. */
+static inline uint64_t prog_map_upper_flag_bits(enum paging_mode mode)
 {
 	return prog_entries_are_4_bytes(mode) ? 0xfffull : 0xfff0000000000fffull;
+}
+
+/* Bits a map's leaf_flags may hold: all but the address bits of a leaf of that level. A
+ * large leaf's frame field starts with PAT and reserved bits (for a 4M leaf, PAT and bit
+ * 21: bits 13..20 carry gpa bits 32..39). */
+static inline uint64_t prog_map_leaf_flag_bits(enum paging_mode mode, unsigned level)
+{
+	if (prog_entries_are_4_bytes(mode))
+		return level == MAP_LEVEL_2M ? 0x201fffull : 0xfffull;
+	if (level == MAP_LEVEL_2M)
+		return 0xfff00000001fffffull;
+	return level == MAP_LEVEL_1G ? 0xfff000003fffffffull : 0xfff0000000000fffull;
 }
 
 /* Bytes a map of this level covers in this mode; 0 if the mode has no such page. */
@@ -163,8 +175,9 @@ void program_print(const struct program *prog, FILE *out);
 int op_format_in_mode(const struct op *op, enum paging_mode mode, char *buf, size_t len);
 int op_format(const struct op *op, char *buf, size_t len);
 
-/* Loads a file in either form (text if it starts with printable ASCII and parses, binary
- * otherwise). Returns 0, or -1 with a message in err. */
+/* Loads a file in either form: text if every byte is printable ASCII or whitespace (a parse
+ * error is reported as "path:line: message"), binary otherwise (an empty file is an empty
+ * program). Returns 0, or -1 with a message in err. */
 int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
 
 const char *op_kind_name(enum op_kind kind);

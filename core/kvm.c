@@ -1,0 +1,51 @@
+/* VM lifetime (kvm_create_vm / kvm_destroy_vm) and the per-input reset of the model. */
+#include "kvm_host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The vCPU as after INIT with paging off (kvm_vcpu_reset): only CR0.ET is set. The MMU
+ * context stays zeroed until kvm_init_mmu computes it. */
+static void kvm_vcpu_reset(struct kvm *kvm, struct kvm_vcpu *vcpu, int vcpu_id)
+{
+	vcpu->kvm = kvm;
+	vcpu->vcpu_id = vcpu_id;
+	vcpu->arch.cr0 = X86_CR0_ET;
+}
+
+struct kvm *kvm_create(const struct kvm_config *cfg, struct host_memory *host)
+{
+	struct kvm *kvm = calloc(1, sizeof(*kvm));
+
+	if (!kvm)
+		return NULL;
+	kvm->host = host;
+	if (kvm_reset(kvm, cfg)) {
+		kvm_destroy(kvm);
+		return NULL;
+	}
+	return kvm;
+}
+
+void kvm_destroy(struct kvm *kvm)
+{
+	if (!kvm)
+		return;
+	kvm_memslots_destroy(kvm);
+	free(kvm);
+}
+
+/* Keeps the host and the MMU's arch_ops; everything else starts over for cfg's profile. */
+int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg)
+{
+	int r;
+
+	kvm->config = *cfg;
+	r = kvm_memslots_init(kvm);
+	if (r)
+		return r;
+	memset(kvm->vcpus, 0, sizeof(kvm->vcpus));
+	kvm_vcpu_reset(kvm, &kvm->vcpus[0], 0);
+	kvm->nr_vcpus = 1;
+	return 0;
+}

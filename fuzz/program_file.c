@@ -1,0 +1,76 @@
+/* Loading a program from a file in either form: text when every byte is printable ASCII
+ * or whitespace (a seed someone wrote), binary otherwise (a fuzzer's input). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "program.h"
+
+/* Printable ASCII, or one of \t \n \v \f \r. */
+static bool is_text_byte(uint8_t c)
+{
+	return (c >= 0x20 && c <= 0x7e) || (c >= '\t' && c <= '\r');
+}
+
+static bool looks_like_text(const uint8_t *data, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!is_text_byte(data[i]))
+			return false;
+	return true;
+}
+
+/* The whole file, NUL-terminated so it can be parsed as text; NULL with errno on failure. */
+static uint8_t *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	size_t cap = 4096, n = 0;
+	uint8_t *data = NULL;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		uint8_t *bigger = realloc(data, cap + 1);
+
+		if (!bigger) {
+			errno = ENOMEM;
+			break;
+		}
+		data = bigger;
+		n += fread(data + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		cap *= 2;
+	}
+	/* A short read ends the loop on end of file and on a read error (errno set). */
+	if (ferror(f) || !data || n == cap) {
+		int saved = errno;
+
+		free(data);
+		fclose(f);
+		errno = saved;
+		return NULL;
+	}
+	fclose(f);
+	data[n] = '\0';
+	*len = n;
+	return data;
+}
+
+int program_load_file(const char *path, struct program *out, char *err, size_t errlen)
+{
+	size_t len;
+	uint8_t *data = read_file(path, &len);
+	int ret = 0;
+
+	if (!data) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (looks_like_text(data, len))
+		ret = program_parse((const char *)data, path, out, err, errlen);
+	else
+		program_decode(data, len, out);
+	free(data);
+	return ret;
+}
