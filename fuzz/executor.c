@@ -376,12 +376,6 @@ static void op_pte(struct executor *ex, const struct op *op)
 	write_entry(ex, mode, gpa, op->pte.value);
 }
 
-/* The map macro's table format: the current mode's, 4-level while paging is off. */
-static enum paging_mode map_format(enum paging_mode mode)
-{
-	return mode == PAGING_NONE ? PAGING_4LEVEL : mode;
-}
-
 static int root_level_of(enum paging_mode mode)
 {
 	static const int levels[PAGING_MODE_COUNT] = {
@@ -435,7 +429,7 @@ static uint64_t leaf_entry(enum paging_mode mode, const struct op *op)
  * new PDPTE is followed by a CR3 reload so the PDPTE registers see it. */
 static int op_map(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	enum paging_mode mode = map_format(kvm_vcpu_paging_mode(vcpu0(ex)));
+	enum paging_mode mode = prog_map_mode(kvm_vcpu_paging_mode(vcpu0(ex)));
 	unsigned esz = entry_size(mode);
 	gpa_t table = table_pool_gpa(ex->cr3_table);
 	bool wrote_pdpte = false;
@@ -720,8 +714,14 @@ int executor_begin(struct executor *ex)
 
 int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
+	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	int ret;
+
 	ex->stats.ops++;
-	return run_op(ex, index, op, div);
+	ret = run_op(ex, index, op, div);
+	if (ret > 0)
+		div->mode = mode;
+	return ret;
 }
 
 int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div)
@@ -756,7 +756,7 @@ void divergence_print(const struct divergence *div, FILE *out)
 {
 	char op_text[160], model[96], expected[96];
 
-	op_format(&div->op, op_text, sizeof(op_text));
+	op_format_in_mode(&div->op, div->mode, op_text, sizeof(op_text));
 	fprintf(out, "DIVERGENCE (%s) at op %u: %s\n", check_name(div->check), div->op_index, op_text);
 	if (div->check != CHECK_MEMORY || div->gva) {
 		model_access_format(&div->model, model, sizeof(model));

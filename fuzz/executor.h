@@ -29,6 +29,7 @@ struct executor_stats {
 struct divergence {
 	uint32_t op_index;
 	struct op op;
+	enum paging_mode mode; /* paging mode the op ran in (for printing it) */
 	enum check_id check;
 	enum kvm_rule rule; /* rule that shaped the expected answer, if any */
 	gva_t gva;

@@ -112,6 +112,13 @@ struct program {
  * 4-byte entries). A memslot's gpa (set, move) lies in [HARNESS_GPA_LIMIT,
  * PROG_GPA_LIMIT), and a set has gpa + size <= PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE
  * and hva + size < PROG_HVA_LIMIT; fields an op kind does not use are zero. */
+/* The mode whose table format and gva rules a map op follows: the current one, or 4-level
+ * while paging is off (a guest builds its tables before it enables paging). */
+static inline enum paging_mode prog_map_mode(enum paging_mode mode)
+{
+	return mode == PAGING_NONE ? PAGING_4LEVEL : mode;
+}
+
 static inline bool prog_entries_are_4_bytes(enum paging_mode mode) { return mode == PAGING_32; }
 
 static inline unsigned prog_pte_index_limit(enum paging_mode mode)

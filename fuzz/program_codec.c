@@ -679,7 +679,7 @@ static const uint8_t map_levels[4] = { MAP_LEVEL_4K, MAP_LEVEL_4K, MAP_LEVEL_2M,
 /* MAP [level:1, bits 0-1][gva:2][frame:2][leaf flags:2][upper flags:1] */
 static void map_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
 {
-	unsigned level = clamp_map_level(ctx->mode, map_levels[r[0] & 3]);
+	unsigned level = clamp_map_level(prog_map_mode(ctx->mode), map_levels[r[0] & 3]);
 	uint16_t gva, frame, leaf;
 
 	r++;
@@ -687,17 +687,17 @@ static void map_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op
 	frame = (uint16_t)take(&r, 2);
 	leaf = (uint16_t)take(&r, 2);
 	op->map.level = (uint8_t)level;
-	op->map.gva = clamp_map_gva(ctx->mode, level, gva_decode(ctx->mode, gva));
-	op->map.gpa = clamp_map_gpa(ctx->mode, level, frame_decode(frame));
-	op->map.leaf_flags = entry_flags_decode(leaf) & prog_map_leaf_flag_bits(ctx->mode, level);
-	op->map.upper_flags = upper_flags_decode(r[0]) & prog_map_upper_flag_bits(ctx->mode);
+	op->map.gva = clamp_map_gva(prog_map_mode(ctx->mode), level, gva_decode(prog_map_mode(ctx->mode), gva));
+	op->map.gpa = clamp_map_gpa(prog_map_mode(ctx->mode), level, frame_decode(frame));
+	op->map.leaf_flags = entry_flags_decode(leaf) & prog_map_leaf_flag_bits(prog_map_mode(ctx->mode), level);
+	op->map.upper_flags = upper_flags_decode(r[0]) & prog_map_upper_flag_bits(prog_map_mode(ctx->mode));
 }
 
 static bool map_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
 {
 	uint16_t gva, frame, leaf;
 
-	if (!gva_encode(ctx->mode, op->map.gva, &gva) || !frame_encode(op->map.gpa, &frame) ||
+	if (!gva_encode(prog_map_mode(ctx->mode), op->map.gva, &gva) || !frame_encode(op->map.gpa, &frame) ||
 	    !entry_flags_encode(op->map.leaf_flags, &leaf) ||
 	    !upper_flags_encode(op->map.upper_flags, &r[7]))
 		return false;
@@ -712,14 +712,14 @@ static bool map_encode(const struct op *op, const struct decode_ctx *ctx, uint8_
 /* MAP raw [level % 3 + 1][gva:8][gpa:5][leaf flags:8][upper flags:3] */
 static void map_raw_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
 {
-	unsigned level = clamp_map_level(ctx->mode, r[0] % 3 + 1);
+	unsigned level = clamp_map_level(prog_map_mode(ctx->mode), r[0] % 3 + 1);
 
 	r++;
 	op->map.level = (uint8_t)level;
-	op->map.gva = clamp_map_gva(ctx->mode, level, take(&r, 8));
-	op->map.gpa = clamp_map_gpa(ctx->mode, level, take(&r, 5));
-	op->map.leaf_flags = take(&r, 8) & prog_map_leaf_flag_bits(ctx->mode, level);
-	op->map.upper_flags = flags24_decode(take(&r, 3)) & prog_map_upper_flag_bits(ctx->mode);
+	op->map.gva = clamp_map_gva(prog_map_mode(ctx->mode), level, take(&r, 8));
+	op->map.gpa = clamp_map_gpa(prog_map_mode(ctx->mode), level, take(&r, 5));
+	op->map.leaf_flags = take(&r, 8) & prog_map_leaf_flag_bits(prog_map_mode(ctx->mode), level);
+	op->map.upper_flags = flags24_decode(take(&r, 3)) & prog_map_upper_flag_bits(prog_map_mode(ctx->mode));
 }
 
 static bool map_raw_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)

@@ -661,7 +661,7 @@ static int parse_map_size(const struct parser *p, struct token t, struct op *op)
 	} else if (token_is(t, "2M") || token_is(t, "4M")) {
 		bool is_4m = t.s[0] == '4';
 
-		if (is_4m != (p->mode == PAGING_32))
+		if (is_4m != (prog_map_mode(p->mode) == PAGING_32))
 			return fail(p, "size=%.*s is not a page size of mode %s", (int)t.len, t.s,
 				    paging_mode_name(p->mode));
 		op->map.level = MAP_LEVEL_2M;
@@ -707,14 +707,14 @@ static int parse_access(const struct parser *p, const struct token *toks, int n,
 
 /* ---- the rules of program.h, with the mode and CR3 of the line ---- */
 
-static int check_gva(const struct parser *p, uint64_t gva)
+static int check_gva(const struct parser *p, enum paging_mode mode, uint64_t gva)
 {
-	if (!gva_fits_mode(p->mode, gva))
+	if (!gva_fits_mode(mode, gva))
 		return fail(p, "gva 0x%llx is beyond 4 GiB in mode %s", (unsigned long long)gva,
-			    paging_mode_name(p->mode));
-	if (gva_is_harness_reserved(p->mode, gva))
+			    paging_mode_name(mode));
+	if (gva_is_harness_reserved(mode, gva))
 		return fail(p, "gva 0x%llx is reserved for the harness in mode %s",
-			    (unsigned long long)gva, paging_mode_name(p->mode));
+			    (unsigned long long)gva, paging_mode_name(mode));
 	return 0;
 }
 
@@ -739,10 +739,11 @@ static int check_pte(const struct parser *p, const struct op *op)
 
 static int check_map(const struct parser *p, const struct op *op)
 {
-	uint64_t page = prog_map_page_size(p->mode, op->map.level);
-	bool narrow = p->mode == PAGING_32 && op->map.level == MAP_LEVEL_4K;
+	enum paging_mode mode = prog_map_mode(p->mode);
+	uint64_t page = prog_map_page_size(mode, op->map.level);
+	bool narrow = mode == PAGING_32 && op->map.level == MAP_LEVEL_4K;
 	uint64_t gpa_limit = narrow ? 1ull << 32 : PROG_GPA_LIMIT;
-	const char *size = map_size_name(p->mode, op->map.level);
+	const char *size = map_size_name(mode, op->map.level);
 
 	if (!page)
 		return fail(p, "size=%s needs mode 4level or 5level", size);
@@ -755,14 +756,14 @@ static int check_map(const struct parser *p, const struct op *op)
 	if (op->map.gpa < HARNESS_GPA_LIMIT || op->map.gpa >= gpa_limit)
 		return fail(p, "gpa 0x%llx is outside [0x%llx, 0x%llx) for size=%s in mode %s",
 			    (unsigned long long)op->map.gpa, HARNESS_GPA_LIMIT,
-			    (unsigned long long)gpa_limit, size, paging_mode_name(p->mode));
-	if (op->map.leaf_flags & ~prog_map_leaf_flag_bits(p->mode, op->map.level))
+			    (unsigned long long)gpa_limit, size, paging_mode_name(mode));
+	if (op->map.leaf_flags & ~prog_map_leaf_flag_bits(mode, op->map.level))
 		return fail(p, "leaf flags 0x%llx set address bits of a size=%s leaf",
 			    (unsigned long long)op->map.leaf_flags, size);
-	if (op->map.upper_flags & ~prog_map_upper_flag_bits(p->mode))
+	if (op->map.upper_flags & ~prog_map_upper_flag_bits(mode))
 		return fail(p, "upper flags 0x%llx set address bits of %s",
-			    (unsigned long long)op->map.upper_flags, entry_width(p->mode));
-	return check_gva(p, op->map.gva);
+			    (unsigned long long)op->map.upper_flags, entry_width(mode));
+	return check_gva(p, mode, op->map.gva);
 }
 
 static int check_memslot(const struct parser *p, const struct op *op)
@@ -794,7 +795,7 @@ static int check_op(const struct parser *p, const struct op *op)
 	case OP_MAP:
 		return check_map(p, op);
 	case OP_ACCESS:
-		return check_gva(p, op->access.gva);
+		return check_gva(p, p->mode, op->access.gva);
 	default:
 		return check_memslot(p, op);
 	}
