@@ -593,6 +593,8 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return fail(ex, "op %u: reference failed: %s", index, ref_engine_error(engine));
 	model_access(ex, op, &walker, &model);
 	checker_expected(&check, &ref, &expected, &rule);
+	if (ref.outcome == REF_OK && expected.outcome != REF_OK)
+		ref_revert_ad_writes(engine, &ref);
 	ex->stats.accesses++;
 	ex->stats.rule_hits[rule]++;
 	if (!checker_compare(&expected, &model, &failed)) {

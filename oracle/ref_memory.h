@@ -20,12 +20,14 @@ void ref_memory_free(struct ref_memory *mem);
 void ref_memory_reset(struct ref_memory *mem);
 
 /* Install, replace (same as_id and slot id) or, with size 0, remove a region. Returns 0,
- * or -ENOSPC when REF_MAX_REGIONS are in use. */
+ * -ENOSPC when REF_MAX_REGIONS are in use, or -EINVAL for a gpa, size or hva that is not
+ * page-aligned or a range that wraps. */
 int ref_memory_set_region(struct ref_memory *mem, int as_id, int slot_id, gpa_t gpa,
 			  uint64_t size, hva_t hva, bool readonly);
 
 /* The 4 KiB page behind gpa in address space as_id, or NULL if no region covers it (or,
- * with for_write, the region is read-only). */
+ * with for_write, the region is read-only). Without for_write, a page never written is
+ * a shared zero page: do not write through it. */
 uint8_t *ref_memory_page(struct ref_memory *mem, int as_id, gpa_t gpa, bool for_write);
 
 /* Whole-buffer access; return 0, or -EFAULT (nothing done) if a byte is not covered. */

@@ -36,14 +36,17 @@ struct ref_result {
 	uint32_t error_code; /* #PF only */
 	uint64_t cr2;        /* #PF only */
 	gpa_t gpa;           /* REF_OK: the guest-physical address accessed */
-	int leaf_level;      /* REF_OK: 1 = 4K, 2 = 2M/4M, 3 = 1G */
+	int leaf_level;      /* REF_OK: 1 = 4K, 2 = 2M/4M, 3 = 1G; 0 = PAGING_NONE (gpa = gva) */
 	int n_entries;       /* paging entries read, root to leaf (or to the faulting one) */
 	struct ref_walk_entry entries[PT_MAX_FULL_LEVELS];
-	bool read_unbacked; /* some table read had no memory behind it */
+	/* Some table read had no memory behind it: the answer is not authoritative (if the
+	 * walk went through the engine's own low memory, gpa and leaf_level may be 0). */
+	bool read_unbacked;
 	int n_ad_writes;    /* A/D write-backs kept (successful accesses only) */
 	struct {
 		gpa_t gpa;
-		uint32_t value;
+		uint32_t value;     /* low dword written */
+		uint32_t old_value; /* low dword before */
 	} ad_writes[REF_MAX_AD_WRITES];
 	uint64_t insn_gva; /* address of the access instruction executed (for traces) */
 };
@@ -60,6 +63,10 @@ void ref_engine_free(struct ref_engine *engine);
  * applied to the reference's memory; faulting accesses leave memory untouched. */
 int ref_check(struct ref_engine *engine, const struct ref_cpu_state *cpu, int cpl,
 	      enum ref_access_kind kind, gva_t gva, struct ref_result *out);
+
+/* Undo the A/D writes of a successful check (newest first): for a checker rule under which
+ * KVM faults where the architecture succeeds, since faulting walks leave memory alone. */
+void ref_revert_ad_writes(struct ref_engine *engine, const struct ref_result *result);
 
 const char *ref_engine_error(const struct ref_engine *engine);
 
