@@ -393,6 +393,12 @@ static unsigned map_index(enum paging_mode mode, gva_t gva, int level)
 	return (gva >> (PAGE_SHIFT + 9 * (level - 1))) & 511;
 }
 
+/* A gva the reference can check in the mode in force (see executor_stats.harness_skips). */
+static bool gva_usable(enum paging_mode mode, gva_t gva)
+{
+	return gva_fits_mode(mode, gva) && !gva_is_harness_reserved(mode, gva);
+}
+
 /* Next pool table for the macro, round robin over T1..T(n-1), never the current root. */
 static unsigned alloc_pool_table(struct executor *ex)
 {
@@ -434,6 +440,11 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 	gpa_t table = table_pool_gpa(ex->cr3_table);
 	bool wrote_pdpte = false;
 	static const uint8_t zero_page[PAGE_SIZE];
+
+	if (!prog_map_page_size(mode, op->map.level) || !gva_usable(mode, op->map.gva)) {
+		ex->stats.harness_skips++;
+		return 0;
+	}
 
 	for (int level = root_level_of(mode); level > op->map.level; level--) {
 		gpa_t entry_gpa = table + map_index(mode, op->map.gva, level) * esz;
@@ -586,6 +597,10 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	gpa_t bad_gpa;
 
 	ref_cpu_from_vcpu(ex, &check.cpu);
+	if (!gva_usable(check.cpu.mode, check.gva)) {
+		ex->stats.harness_skips++;
+		return 0;
+	}
 	engine = engine_for(ex, check.cpu.mode);
 	if (!engine)
 		return -1;

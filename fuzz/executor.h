@@ -22,6 +22,10 @@ struct executor_stats {
 	uint64_t memslot_ioctls;
 	uint64_t memslot_errors; /* ioctls the model rejected (an outcome, not a divergence) */
 	uint64_t rule_hits[RULE_COUNT];
+	/* Accesses and maps whose gva the harness reserves in the mode actually in force: a
+	 * program's ops are valid for the mode its ops set, but a PAE switch that #GPs leaves
+	 * the previous mode in place, where the reference cannot check every gva. */
+	uint64_t harness_skips;
 };
 
 #define DIVERGENCE_DETAIL_MAX 2048

@@ -154,17 +154,23 @@ static uint16_t slot_encode(const struct op *op)
 	return (uint16_t)(w | (op->memslot.as_id ? 3u << 13 : 0));
 }
 
-/* Where memslots usually go: the table pool, the low megabytes, 1 GiB-aligned areas below
- * and above 4 GiB. */
+/* Where memslots usually go: the table pool (twice as likely: without a slot there no
+ * program table can be read), the low megabytes, 1 GiB-aligned areas below and above
+ * 4 GiB. */
 static const uint64_t gpa_anchors[8] = {
-	SZ_1M, SZ_2M, SZ_4M, SZ_8M, SZ_16M, SZ_1G, 3 * SZ_1G, 512 * SZ_1G,
+	SZ_1M, SZ_1M, SZ_2M, SZ_4M, SZ_16M, SZ_1G, 3 * SZ_1G, 512 * SZ_1G,
 };
 
-/* A 16-bit field with an anchor in bits 0-2, a count of steps in bits 3-10 and, when bits
- * 11-14 are all set (1 in 16), a half-page misalignment that KVM rejects. */
+#define ANCHOR_MAX_STEPS 0x7f
+
+/* A 16-bit field with an anchor in bits 0-2, a step byte in bits 3-10 and, when bits
+ * 11-14 are all set (1 in 16), a half-page misalignment that KVM rejects. Step bytes
+ * below 0x80 mean no step, so half of all fields sit exactly on their anchor. */
 static uint64_t anchored_decode(uint16_t w, const uint64_t bases[8], uint64_t step)
 {
-	uint64_t v = bases[w & 7] + ((w >> 3) & 0xff) * step;
+	unsigned steps_byte = (w >> 3) & 0xff;
+	uint64_t steps = steps_byte < 0x80 ? 0 : steps_byte - 0x80;
+	uint64_t v = bases[w & 7] + steps * step;
 
 	return ((w >> 11) & 0xf) == 0xf ? v + 0x800 : v;
 }
@@ -178,9 +184,9 @@ static bool anchored_encode(uint64_t v, const uint64_t bases[8], uint64_t step, 
 	for (unsigned i = 0; i < 8; i++) {
 		uint64_t steps = (aligned - bases[i]) / step;
 
-		if (aligned < bases[i] || (aligned - bases[i]) % step || steps > 0xff)
+		if (aligned < bases[i] || (aligned - bases[i]) % step || steps > ANCHOR_MAX_STEPS)
 			continue;
-		*w = (uint16_t)(i | steps << 3 | (misalign ? 0xfu << 11 : 0));
+		*w = (uint16_t)(i | (steps ? steps + 0x80 : 0) << 3 | (misalign ? 0xfu << 11 : 0));
 		return true;
 	}
 	return false;

@@ -515,7 +515,7 @@ static int parse_pkru(const struct parser *p, const struct token *toks, int n, s
 
 static int parse_cr3(const struct parser *p, const struct token *toks, int n, struct op *op)
 {
-	unsigned table;
+	unsigned table = 0;
 
 	if (expect_count(p, toks, n, 2, "cr3 Tn") || parse_table(p, toks[1], &table))
 		return -1;
@@ -630,7 +630,7 @@ static int parse_pte_target(const struct parser *p, struct token t, struct op *o
 	const char *open = memchr(t.s, '[', t.len);
 	struct token table = { t.s, open ? (size_t)(open - t.s) : t.len };
 	struct token index;
-	unsigned n;
+	unsigned n = 0;
 	uint64_t v;
 
 	if (!open || t.s[t.len - 1] != ']')

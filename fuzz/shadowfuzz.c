@@ -13,6 +13,7 @@
 #include "bench.h"
 #include "executor.h"
 #include "program.h"
+#include "smoke.h"
 #include "walk_conformance.h"
 
 enum { EXIT_CLEAN = 0, EXIT_DIVERGENCE = 1, EXIT_USAGE = 2 };
@@ -328,6 +329,7 @@ static const struct {
 } commands[] = {
 	{ "run", cmd_run, "run programs on the model and the reference, report divergences" },
 	{ "walk-conformance", cmd_walk_conformance, "exhaustive guest-walker conformance per paging mode" },
+	{ "smoke", cmd_smoke, "random programs through the decoder and the executor" },
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
 };
 

@@ -115,8 +115,6 @@ static bool case_is_distinct(const struct conf_state *st, const struct conf_case
 		return false;
 	if ((upper_large || c->varied_level == 3) && c->leaf)
 		return false;
-	if (!has_nx(st->cmode) && (c->ctrl >> 4))
-		return false;
 	return true;
 }
 

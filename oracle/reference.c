@@ -1230,7 +1230,10 @@ static void begin_check(struct ref_engine *e, const struct ref_cpu_state *cpu,
 		memcpy(e->pdptrs, cpu->pdptrs, sizeof(e->pdptrs));
 	e->n_ad = 0;
 	e->walk = (struct walk_state){ 0 };
-	if (e->levels)
+	e->walk.root_entry = ~0ull;
+	/* A non-canonical gva can have the harness's root index; it is never walked (#GP),
+	 * and root entry 0 must keep serving the engine's own walks. */
+	if (e->levels && entry_index(e, gva, e->levels) != HARNESS_ROOT_INDEX)
 		e->walk.root_entry = k->root + (gpa_t)entry_index(e, gva, e->levels) * e->entry_size;
 }
 
