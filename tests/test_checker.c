@@ -1,0 +1,136 @@
+/* The checker's rules: each applies exactly where KVM differs from the architecture, and a
+ * sibling case just outside it still gets the reference's answer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "checker.h"
+
+static struct access_check check_in(enum paging_mode mode, enum ref_access_kind kind, int cpl)
+{
+	struct access_check check = { .cpl = cpl, .kind = kind, .gva = 0x00c01234, .maxphyaddr = 40 };
+
+	check.cpu.mode = mode;
+	return check;
+}
+
+static struct ref_result ok_result(gpa_t gpa)
+{
+	return (struct ref_result){ .outcome = REF_OK, .gpa = gpa, .n_entries = 1 };
+}
+
+static void unbacked_table_faults_not_present(void **state)
+{
+	struct access_check check = check_in(PAGING_4LEVEL, REF_WRITE, 3);
+	struct ref_result ref = { .outcome = REF_PAGE_FAULT, .error_code = 0xf, .cr2 = check.gva };
+	struct model_access expected;
+	enum kvm_rule rule;
+
+	ref.read_unbacked = true;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(rule, RULE_KVM_TABLE_OUTSIDE_MEMSLOT);
+	assert_int_equal(expected.outcome, REF_PAGE_FAULT);
+	assert_int_equal(expected.error_code, PFERR_WRITE_MASK | PFERR_USER_MASK);
+	assert_int_equal(expected.cr2, check.gva);
+
+	/* Fetch: I/D only with NX paging or SMEP. */
+	check = check_in(PAGING_4LEVEL, REF_FETCH, 0);
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(expected.error_code, 0);
+	check.cpu.efer_nxe = true;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(expected.error_code, PFERR_FETCH_MASK);
+	check = check_in(PAGING_32, REF_FETCH, 0);
+	check.cpu.efer_nxe = true;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(expected.error_code, 0);
+	check.cpu.cr4_smep = true;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(expected.error_code, PFERR_FETCH_MASK);
+
+	/* Sibling: a backed walk keeps the reference's answer. */
+	ref.read_unbacked = false;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(rule, RULE_NONE);
+	assert_int_equal(expected.error_code, 0xf);
+}
+
+static void pse36_high_bits_are_reserved_for_kvm(void **state)
+{
+	struct access_check check = check_in(PAGING_32, REF_READ, 0);
+	struct ref_result ref = ok_result(0x1000c01234ull);
+	struct model_access expected;
+	enum kvm_rule rule;
+
+	check.cpu.cr4_pse = true;
+	ref.entries[0].value = 0x00c00000 | 1u << 17 | PT_PAGE_SIZE_MASK | PT_PRESENT_MASK;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(rule, RULE_KVM_PSE36_IS_36_BITS);
+	assert_int_equal(expected.outcome, REF_PAGE_FAULT);
+	assert_int_equal(expected.error_code, PFERR_PRESENT_MASK | PFERR_RSVD_MASK);
+
+	/* Siblings: bits 13..16 are KVM's PSE-36 bits too; without PSE, PS is ignored. */
+	ref.entries[0].value = 0x00c00000 | 1u << 16 | PT_PAGE_SIZE_MASK | PT_PRESENT_MASK;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(rule, RULE_NONE);
+	assert_int_equal(expected.outcome, REF_OK);
+	assert_int_equal(expected.gpa, 0x1000c01234ull);
+	ref.entries[0].value = 0x00c00000 | 1u << 17 | PT_PAGE_SIZE_MASK | PT_PRESENT_MASK;
+	check.cpu.cr4_pse = false;
+	checker_expected(&check, &ref, &expected, &rule);
+	assert_int_equal(rule, RULE_NONE);
+}
+
+static void compare_names_first_difference(void **state)
+{
+	struct model_access expected = { .outcome = REF_PAGE_FAULT, .error_code = 3, .cr2 = 0x1000 };
+	struct model_access model = expected;
+	enum check_id failed;
+
+	assert_true(checker_compare(&expected, &model, &failed));
+	model.error_code = 1;
+	assert_false(checker_compare(&expected, &model, &failed));
+	assert_int_equal(failed, CHECK_ERROR_CODE);
+	model = expected;
+	model.cr2 = 0x2000;
+	assert_false(checker_compare(&expected, &model, &failed));
+	assert_int_equal(failed, CHECK_CR2);
+	model.outcome = REF_OK;
+	assert_false(checker_compare(&expected, &model, &failed));
+	assert_int_equal(failed, CHECK_OUTCOME);
+	expected = (struct model_access){ .outcome = REF_OK, .gpa = 0x5000 };
+	model = (struct model_access){ .outcome = REF_OK, .gpa = 0x6000 };
+	assert_false(checker_compare(&expected, &model, &failed));
+	assert_int_equal(failed, CHECK_GPA);
+}
+
+/* SDM §4.4.1: reserved PDPTE bits are 63:MAXPHYADDR, 8:5 and 2:1, only in present ones. */
+static void pdpte_validity(void **state)
+{
+	uint64_t pdpte[4] = { 0x1000 | 1, 0, 0x2000 | 1 | 1ull << 3 | 1ull << 4, 0x3000 | 1 | 1ull << 9 };
+
+	assert_true(checker_pdptes_valid(pdpte, 40));
+	pdpte[1] = 0x2; /* not present: its bits do not matter */
+	assert_true(checker_pdptes_valid(pdpte, 40));
+	for (int bit = 1; bit < 64; bit++) {
+		bool reserved = bit == 1 || bit == 2 || (bit >= 5 && bit <= 8) || bit >= 40;
+
+		pdpte[0] = 0x1000 | 1 | 1ull << bit;
+		assert_int_equal(checker_pdptes_valid(pdpte, 40), !reserved);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(unbacked_table_faults_not_present),
+		cmocka_unit_test(pse36_high_bits_are_reserved_for_kvm),
+		cmocka_unit_test(compare_names_first_difference),
+		cmocka_unit_test(pdpte_validity),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
