@@ -229,13 +229,14 @@ int cmd_bench(int argc, char **argv)
 			checks = value;
 	}
 	for (size_t b = 0; b < sizeof(benches) / sizeof(benches[0]); b++) {
-		double rates[99];
+		double rates[99], mid;
 
 		for (long r = 0; r < runs; r++)
 			if (benches[b].fn(checks, &rates[r]))
 				return 2;
+		mid = median(rates, (int)runs); /* sorts rates */
 		printf("%-58s median %12.0f  (min %.0f, max %.0f, %ld runs x %ld)\n", benches[b].name,
-		       median(rates, (int)runs), rates[0], rates[runs - 1], runs, checks);
+		       mid, rates[0], rates[runs - 1], runs, checks);
 	}
 	return 0;
 }
