@@ -155,7 +155,8 @@ static int run_dir(struct executor *ex, const char *path, struct run_totals *tot
 			names = grown;
 			cap = cap ? 2 * cap : 64;
 		}
-		if (asprintf(&names[n], "%s/%s", path, entry->d_name) < 0)
+		if (asprintf(&names[n], "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
+			     entry->d_name) < 0)
 			break;
 		n++;
 	}
