@@ -290,6 +290,13 @@ static uint8_t *find_page(const struct host_memory *host, kvm_pfn_t pfn)
 	return host->hash[slot] ? arena_page(host, host->hash[slot] - 1) : NULL;
 }
 
+hva_t host_pfn_to_hva(const struct host_memory *host, kvm_pfn_t pfn)
+{
+	if (!pfn_is_mapped(host, pfn))
+		return ~0ull;
+	return chunk_pfn_to_hva(host, pfn);
+}
+
 uint8_t *host_pfn_page(struct host_memory *host, kvm_pfn_t pfn, bool alloc)
 {
 	uint8_t *page;

@@ -37,6 +37,9 @@ unsigned host_page_shift(const struct host_memory *host, hva_t hva);
 /* Host frame backing hva, or KVM_PFN_ERR_FAULT if not mapped. */
 kvm_pfn_t host_hva_to_pfn(const struct host_memory *host, hva_t hva);
 
+/* The hva a host frame backs, or ~0 if no mapping has that frame. */
+hva_t host_pfn_to_hva(const struct host_memory *host, kvm_pfn_t pfn);
+
 /* Contents of a host frame: NULL if never written (reads as zeros) unless alloc is true. */
 uint8_t *host_pfn_page(struct host_memory *host, kvm_pfn_t pfn, bool alloc);
 

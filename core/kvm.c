@@ -1,5 +1,6 @@
 /* VM lifetime (kvm_create_vm / kvm_destroy_vm) and the per-input reset of the model. */
 #include "kvm_host.h"
+#include "mmu.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,9 @@ struct kvm *kvm_create(const struct kvm_config *cfg, struct host_memory *host)
 	if (!kvm)
 		return NULL;
 	kvm->host = host;
-	if (kvm_reset(kvm, cfg)) {
+	kvm->config = *cfg;
+	kvm_mmu_install_memslot_hooks(kvm);
+	if (kvm_mmu_create(kvm) || kvm_reset(kvm, cfg)) {
 		kvm_destroy(kvm);
 		return NULL;
 	}
@@ -32,6 +35,7 @@ void kvm_destroy(struct kvm *kvm)
 	if (!kvm)
 		return;
 	kvm_memslots_destroy(kvm);
+	kvm_mmu_destroy(kvm);
 	free(kvm);
 }
 
@@ -47,5 +51,6 @@ int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg)
 	memset(kvm->vcpus, 0, sizeof(kvm->vcpus));
 	kvm_vcpu_reset(kvm, &kvm->vcpus[0], 0);
 	kvm->nr_vcpus = 1;
+	kvm_mmu_reset_vm(kvm);
 	return 0;
 }

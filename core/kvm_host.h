@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "host_memory.h"
 #include "kvm_config.h"
@@ -12,6 +13,63 @@
 #include "x86.h"
 
 #define KVM_MAX_VCPUS 4
+#define KVM_MMU_NUM_PREV_ROOTS 3
+#define KVM_MMU_HASH_SHIFT 12
+#define KVM_NUM_MMU_PAGES (1 << KVM_MMU_HASH_SHIFT)
+#define SPTES_PER_PAGE 512
+
+typedef uint64_t hpa_t;
+#define INVALID_PAGE (~(hpa_t)0)
+#define VALID_PAGE(x) ((x) != INVALID_PAGE)
+
+/* union kvm_mmu_page_role (spec §3.2). K420 names bit 4 cr4_pae, K51+ gpte_is_8_bytes. */
+union kvm_mmu_page_role {
+	uint32_t word;
+	struct {
+		unsigned level : 4;
+		unsigned gpte_is_8_bytes : 1;
+		unsigned quadrant : 2;
+		unsigned direct : 1;
+		unsigned access : 3;
+		unsigned invalid : 1;
+		unsigned nxe : 1;
+		unsigned cr0_wp : 1;
+		unsigned smep_andnot_wp : 1;
+		unsigned smap_andnot_wp : 1;
+		unsigned ad_disabled : 1;
+		unsigned guest_mode : 1;
+		unsigned : 6;
+		unsigned smm : 8;
+	};
+};
+
+/* struct kvm_mmu_page: one shadow page table. */
+struct kvm_mmu_page {
+	TAILQ_ENTRY(kvm_mmu_page) link; /* kvm->arch.active_mmu_pages, or a zap list */
+	LIST_ENTRY(kvm_mmu_page) hash_link;
+	bool unsync;
+	bool mmio_cached;
+	bool on_hash; /* in mmu_page_hash (KVM: !hlist_unhashed) */
+	union kvm_mmu_page_role role;
+	gfn_t gfn;
+	hpa_t hpa; /* "physical address" of spt, for link sptes and page_header() */
+	uint64_t *spt;
+	gfn_t *gfns; /* indirect pages: the gfn each spte maps */
+	int root_count;
+	unsigned unsync_children;
+	struct kvm_rmap_head parent_ptes;
+	uint64_t mmu_valid_gen; /* K420, K53 */
+	uint64_t unsync_child_bitmap[SPTES_PER_PAGE / 64];
+	int write_flooding_count;
+};
+
+TAILQ_HEAD(kvm_mmu_page_list, kvm_mmu_page);
+LIST_HEAD(kvm_mmu_page_hash_head, kvm_mmu_page);
+
+struct kvm_mmu_root_info {
+	uint64_t cr3;
+	hpa_t hpa;
+};
 
 /* Reserved-bit masks of guest paging entries (struct rsvd_bits_validate). Index [0] is for
  * entries with PS=0 (or 4K leaves), [1] for large leaves (PS=1). */
@@ -19,8 +77,16 @@ struct rsvd_bits_validate {
 	uint64_t rsvd_bits_mask[2][PT64_ROOT_MAX_LEVEL];
 };
 
-/* struct kvm_mmu, guest-walker part (what init_kvm_softmmu computes). */
+/* struct kvm_mmu (what init_kvm_softmmu computes): guest walker and shadow roots. */
 struct kvm_mmu {
+	hpa_t root_hpa;
+	uint64_t root_cr3;
+	union kvm_mmu_page_role base_role; /* mmu_role.base */
+	int shadow_root_level;
+	bool direct_map; /* nonpaging: shadow pages map gpa = gva */
+	uint64_t *pae_root; /* 4 entries: PAE and 32-bit guests, and nonpaging */
+	hpa_t pae_root_hpa;
+	struct kvm_mmu_root_info prev_roots[KVM_MMU_NUM_PREV_ROOTS];
 	int root_level; /* guest walk root level; 0 when paging is off */
 	bool nx;        /* EFER.NX: bit 63 is NX, not reserved */
 	uint8_t last_nonleaf_level;
@@ -40,11 +106,52 @@ struct kvm_vcpu_arch {
 
 struct kvm;
 
+/* KVM_REQ_* the model honours at guest entry (vcpu_enter_guest). */
+enum kvm_request {
+	KVM_REQ_TLB_FLUSH = 1 << 0,
+	KVM_REQ_MMU_RELOAD = 1 << 1,
+	KVM_REQ_MMU_SYNC = 1 << 2,
+	KVM_REQ_LOAD_CR3 = 1 << 3,
+	KVM_REQ_TRIPLE_FAULT = 1 << 4,
+};
+
+/* One entry of the simulated hardware TLB: what the CPU loaded from the shadow tables. */
+struct hw_tlb_entry {
+	gva_t gva;  /* aligned to the mapping size */
+	int level;  /* 1, 2, 3 */
+	kvm_pfn_t pfn;
+	gfn_t gfn;  /* gfn of the page at gva (from the spte's shadow page) */
+	unsigned access; /* ACC_* the spte allowed */
+	bool dirty; /* loaded by a write (hardware sets the spte's D) */
+	uint64_t cr3; /* guest CR3 when it was loaded */
+};
+
+#define HW_TLB_ENTRIES 512
+
+struct hw_tlb {
+	int n;
+	struct hw_tlb_entry entries[HW_TLB_ENTRIES];
+};
+
 struct kvm_vcpu {
 	struct kvm *kvm;
 	int vcpu_id;
 	struct kvm_vcpu_arch arch;
 	struct kvm_mmu mmu;
+	unsigned requests; /* enum kvm_request bits */
+	struct hw_tlb tlb;
+	bool write_fault_to_shadow_pgtable;
+	/* Per-vCPU MMIO cache (vcpu_cache_mmio_info, spec §2.5). */
+	gva_t mmio_gva;
+	gfn_t mmio_gfn;
+	unsigned mmio_access;
+	uint64_t mmio_gen;
+};
+
+/* Where the model would have crashed or WARNed (BUG_ON, NULL rmap...): a finding. */
+struct kvm_model_error {
+	bool set;
+	char what[160];
 };
 
 struct kvm {
@@ -55,6 +162,8 @@ struct kvm {
 	struct kvm_memslot_arch_ops arch_ops;
 	struct kvm_vcpu vcpus[KVM_MAX_VCPUS];
 	int nr_vcpus;
+	struct kvm_arch_mmu *mmu; /* shadow-MMU state of the VM (mmu.c) */
+	struct kvm_model_error error;
 };
 
 /* Create / destroy / reset a VM with one vCPU in the reset state (paging off). The host

@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 #include "kvm_host.h"
+#include "paging.h"
+#include "pte_list.h"
+#include "spte.h"
 
 static inline bool is_paging(const struct kvm_vcpu *vcpu) { return vcpu->arch.cr0 & X86_CR0_PG; }
 static inline bool is_pae(const struct kvm_vcpu *vcpu) { return vcpu->arch.cr4 & X86_CR4_PAE; }
@@ -38,5 +41,109 @@ hva_t kvm_vcpu_gfn_to_hva_prot(struct kvm_vcpu *vcpu, gfn_t gfn, bool *writable)
 
 /* kvm_vcpu_mark_page_dirty: set gfn in its slot's dirty bitmap if the slot logs. */
 void kvm_vcpu_mark_page_dirty(struct kvm_vcpu *vcpu, gfn_t gfn);
+
+/* ---- shadow MMU (mmu.c) ---- */
+
+/* "Physical" addresses of shadow pages: page i of the arena is at SHADOW_HPA_BASE + i
+ * pages, above every host frame, so a spte's pfn says whether it links a shadow page. */
+#define SHADOW_HPA_BASE (1ull << 50)
+#define PAE_ROOT_HPA_BASE (SHADOW_HPA_BASE - KVM_MAX_VCPUS * PAGE_SIZE)
+
+/* The VM's shadow-MMU state (struct kvm_arch, MMU part). */
+struct kvm_arch_mmu {
+	struct spte_params spte;
+	struct kvm_mmu_page_list active_mmu_pages;
+	struct kvm_mmu_page_hash_head mmu_page_hash[KVM_NUM_MMU_PAGES];
+	unsigned long n_used_mmu_pages;
+	unsigned indirect_shadow_pages;
+	uint64_t mmu_valid_gen; /* K420, K53: fast invalidate */
+	struct pte_list_cache pte_cache;
+	/* Shadow page arena: pages[i] lives at SHADOW_HPA_BASE + i * PAGE_SIZE. */
+	struct kvm_mmu_page **pages;
+	size_t nr_pages, pages_cap;
+	struct kvm_mmu_page **spt_index; /* open addressing: spt address -> page */
+	size_t spt_index_cap;
+	struct kvm_mmu_page_list free_pages;
+	uint64_t pae_roots[KVM_MAX_VCPUS][4];
+	/* Statistics the harness prints. */
+	uint64_t stat_pf_fixed, stat_pf_emulate, stat_pages_zapped, stat_remote_flushes;
+};
+
+enum {
+	RET_PF_RETRY = 0,
+	RET_PF_EMULATE = 1,
+	RET_PF_INVALID = 2,
+};
+
+#define SET_SPTE_WRITE_PROTECTED_PT (1 << 0)
+#define SET_SPTE_NEED_REMOTE_TLB_FLUSH (1 << 1)
+
+int kvm_mmu_create(struct kvm *kvm);
+void kvm_mmu_destroy(struct kvm *kvm);
+/* Forget every shadow page (between fuzz inputs); memslot metadata is reset separately. */
+void kvm_mmu_reset_vm(struct kvm *kvm);
+
+struct kvm_mmu_page *page_header(const struct kvm *kvm, hpa_t hpa);
+struct kvm_mmu_page *sptep_to_sp(const struct kvm *kvm, const uint64_t *sptep);
+gfn_t kvm_mmu_page_get_gfn(const struct kvm_mmu_page *sp, int index);
+bool is_obsolete_sp(const struct kvm *kvm, const struct kvm_mmu_page *sp);
+
+/* kvm_flush_remote_tlbs: every vCPU flushes its TLB before it next runs the guest. */
+void kvm_flush_remote_tlbs(struct kvm *kvm);
+/* Record a model crash (where KVM would BUG or dereference NULL); the run reports it. */
+void kvm_model_error(struct kvm *kvm, const char *fmt, ...);
+
+/* Roots and context. */
+void kvm_mmu_reset_context(struct kvm_vcpu *vcpu);
+int kvm_mmu_load(struct kvm_vcpu *vcpu);
+void kvm_mmu_unload(struct kvm_vcpu *vcpu);
+void kvm_mmu_new_cr3(struct kvm_vcpu *vcpu, uint64_t new_cr3, bool skip_tlb_flush);
+void kvm_mmu_invlpg(struct kvm_vcpu *vcpu, gva_t gva);
+
+/* Fault path. */
+int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gva_t cr2, uint32_t error_code,
+		       struct x86_exception *fault);
+int kvm_mmu_shadow_fault(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_code,
+			 struct x86_exception *fault);
+
+/* Helpers paging_tmpl.h's fault path uses. */
+struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t gaddr,
+				      unsigned level, bool direct, unsigned access);
+void link_shadow_page(struct kvm_vcpu *vcpu, uint64_t *sptep, struct kvm_mmu_page *sp);
+void drop_large_spte(struct kvm_vcpu *vcpu, uint64_t *sptep);
+void validate_direct_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned direct_access);
+int mmu_set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, bool write_fault,
+		 int level, gfn_t gfn, kvm_pfn_t pfn, bool speculative, bool host_writable);
+int mapping_level(struct kvm_vcpu *vcpu, gfn_t large_gfn, bool *force_pt_level);
+bool kvm_page_track_is_active(struct kvm_vcpu *vcpu, gfn_t gfn);
+void clear_sp_write_flooding_count(struct kvm_vcpu *vcpu, uint64_t *sptep);
+
+/* The shadow walk iterator (for_each_shadow_entry). */
+struct kvm_shadow_walk_iterator {
+	uint64_t addr;
+	hpa_t shadow_addr;
+	uint64_t *sptep;
+	int level;
+	unsigned index;
+};
+void shadow_walk_init(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu, uint64_t addr);
+bool shadow_walk_okay(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu);
+void shadow_walk_next(struct kvm_shadow_walk_iterator *it);
+uint64_t *hpa_to_sptes(struct kvm_vcpu *vcpu, hpa_t hpa);
+
+/* MMIO cache and pfn lookups shared with paging_tmpl.h and the emulator. */
+void vcpu_cache_mmio_info(struct kvm_vcpu *vcpu, gva_t gva, gfn_t gfn, unsigned access);
+bool vcpu_match_mmio_gva(const struct kvm_vcpu *vcpu, gva_t gva);
+bool vcpu_match_mmio_gpa(const struct kvm_vcpu *vcpu, gpa_t gpa);
+bool handle_abnormal_pfn(struct kvm_vcpu *vcpu, gva_t gva, gfn_t gfn, kvm_pfn_t pfn,
+			 unsigned access, int *ret);
+kvm_pfn_t kvm_vcpu_gfn_to_pfn(struct kvm_vcpu *vcpu, gfn_t gfn, bool write, bool *writable);
+bool page_fault_handle_page_track(struct kvm_vcpu *vcpu, uint32_t error_code, gfn_t gfn);
+
+/* Emulated guest writes reach the MMU through page tracking (kvm_page_track_write). */
+void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes);
+
+/* Memslot hooks (kvm_arch_flush_shadow_memslot, kvm_arch_memslots_updated). */
+void kvm_mmu_install_memslot_hooks(struct kvm *kvm);
 
 #endif

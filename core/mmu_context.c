@@ -171,10 +171,38 @@ static int guest_root_level(enum paging_mode mode)
 	}
 }
 
+/* kvm_calc_shadow_mmu_root_page_role: what every shadow page of this context shares. */
+static union kvm_mmu_page_role shadow_base_role(const struct kvm_vcpu *vcpu, enum paging_mode mode)
+{
+	union kvm_mmu_page_role role = { .word = 0 };
+	bool wp = is_write_protection(vcpu);
+
+	role.access = ACC_ALL;
+	role.nxe = is_nx(vcpu);
+	role.cr0_wp = wp;
+	role.smm = vcpu->arch.smm;
+	role.smep_andnot_wp = (vcpu->arch.cr4 & X86_CR4_SMEP) && !wp;
+	role.smap_andnot_wp = (vcpu->arch.cr4 & X86_CR4_SMAP) && !wp;
+	role.direct = mode == PAGING_NONE;
+	role.gpte_is_8_bytes = is_pae(vcpu);
+	if (mode == PAGING_5LEVEL)
+		role.level = PT64_ROOT_5LEVEL;
+	else if (mode == PAGING_4LEVEL)
+		role.level = PT64_ROOT_4LEVEL;
+	else
+		role.level = PT32E_ROOT_LEVEL;
+	return role;
+}
+
 void kvm_init_mmu(struct kvm_vcpu *vcpu)
 {
 	struct kvm_mmu *mmu = &vcpu->mmu;
 	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu);
+
+	mmu->base_role = shadow_base_role(vcpu, mode);
+	mmu->direct_map = mode == PAGING_NONE;
+	/* 32-bit, PAE and nonpaging guests run on PAE-shaped shadow tables (pae_root). */
+	mmu->shadow_root_level = mode >= PAGING_4LEVEL ? (int)mmu->base_role.level : PT32E_ROOT_LEVEL;
 
 	mmu->root_level = guest_root_level(mode);
 	/* paging32_init_context: a 32-bit guest has no NX bit even with EFER.NX set. */

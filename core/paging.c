@@ -1,5 +1,6 @@
 /* The guest page walker for every paging mode: paging_tmpl.h instantiated twice, as KVM
  * does, plus the nonpaging case (nonpaging_gva_to_gpa: gpa = gva). */
+#include <errno.h>
 #include <string.h>
 
 #include "mmu.h"
@@ -31,6 +32,14 @@ bool kvm_walk_addr(struct guest_walker *walker, struct kvm_vcpu *vcpu, gva_t add
 		walker->pt_access = ACC_ALL;
 		return true;
 	}
+}
+
+int kvm_mmu_shadow_fault(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_code,
+			 struct x86_exception *fault)
+{
+	if (vcpu->mmu.root_level == PT32_ROOT_LEVEL)
+		return paging32_page_fault(vcpu, addr, error_code, fault);
+	return paging64_page_fault(vcpu, addr, error_code, fault);
 }
 
 gpa_t guest_walker_gpa(const struct guest_walker *walker, gva_t addr)

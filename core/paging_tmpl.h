@@ -215,6 +215,140 @@ retry_walk:
 	return true;
 }
 
+/* FNAME(gpte_changed): the gpte a shadow page was built from is no longer what the walk
+ * read (the guest raced with us, or the write protection came too late). */
+static bool FNAME(gpte_changed)(struct kvm_vcpu *vcpu, const struct guest_walker *gw, int level)
+{
+	pt_element_t curr_pte;
+	hva_t hva;
+
+	hva = kvm_vcpu_gfn_to_hva_prot(vcpu, gw->pte_gpa[level - 1] >> PAGE_SHIFT, NULL);
+	if (hva == KVM_HVA_ERR_BAD ||
+	    host_read(vcpu->kvm->host, hva + (gw->pte_gpa[level - 1] & ~PAGE_MASK), &curr_pte,
+		      sizeof(curr_pte)))
+		return true;
+	return curr_pte != (pt_element_t)gw->ptes[level - 1];
+}
+
+/* FNAME(fetch): indirect shadow pages down to the guest leaf level, direct pages below it
+ * down to the host mapping level, then the leaf (spec §4.5). */
+static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *gw,
+			bool write_fault, int hlevel, kvm_pfn_t pfn, bool map_writable)
+{
+	const struct spte_params *p = &vcpu->kvm->mmu->spte;
+	struct kvm_shadow_walk_iterator it;
+	unsigned direct_access = gw->pte_access, access = gw->pt_access;
+	int top_level = vcpu->mmu.root_level;
+
+	if (top_level == PT32E_ROOT_LEVEL)
+		top_level = PT32_ROOT_LEVEL;
+	if (FNAME(gpte_changed)(vcpu, gw, top_level) || !VALID_PAGE(vcpu->mmu.root_hpa))
+		return RET_PF_RETRY;
+
+	for (shadow_walk_init(&it, vcpu, addr); shadow_walk_okay(&it, vcpu) && it.level > gw->level;
+	     shadow_walk_next(&it)) {
+		struct kvm_mmu_page *sp = NULL;
+
+		clear_sp_write_flooding_count(vcpu, it.sptep);
+		drop_large_spte(vcpu, it.sptep);
+		if (!is_shadow_present_pte(p, *it.sptep)) {
+			sp = kvm_mmu_get_page(vcpu, gw->table_gfn[it.level - 2], addr, it.level - 1,
+					      false, access);
+			if (!sp)
+				return -ENOMEM;
+		}
+		/* The gpte of the table just write-protected may have changed before. */
+		if (FNAME(gpte_changed)(vcpu, gw, it.level - 1))
+			return RET_PF_RETRY;
+		if (sp)
+			link_shadow_page(vcpu, it.sptep, sp);
+	}
+
+	for (; shadow_walk_okay(&it, vcpu) && it.level > hlevel; shadow_walk_next(&it)) {
+		struct kvm_mmu_page *sp;
+		gfn_t direct_gfn;
+
+		clear_sp_write_flooding_count(vcpu, it.sptep);
+		validate_direct_spte(vcpu, it.sptep, direct_access);
+		drop_large_spte(vcpu, it.sptep);
+		if (is_shadow_present_pte(p, *it.sptep))
+			continue;
+		direct_gfn = gw->gfn & ~(KVM_PAGES_PER_HPAGE(it.level) - 1);
+		sp = kvm_mmu_get_page(vcpu, direct_gfn, addr, it.level - 1, true, direct_access);
+		if (!sp)
+			return -ENOMEM;
+		link_shadow_page(vcpu, it.sptep, sp);
+	}
+	if (!shadow_walk_okay(&it, vcpu))
+		return RET_PF_RETRY;
+	clear_sp_write_flooding_count(vcpu, it.sptep);
+	return mmu_set_spte(vcpu, it.sptep, gw->pte_access, write_fault, it.level, gw->gfn, pfn,
+			    false, map_writable);
+}
+
+/* FNAME(is_self_change_mapping): the access may write a guest table of its own walk. */
+static bool FNAME(is_self_change_mapping)(struct kvm_vcpu *vcpu, const struct guest_walker *walker,
+					  bool user_fault, bool *write_fault_to_shadow_pgtable)
+{
+	gfn_t mask = ~(KVM_PAGES_PER_HPAGE(walker->level) - 1);
+	bool self_changed = false;
+
+	if (!(walker->pte_access & ACC_WRITE_MASK || (!is_write_protection(vcpu) && !user_fault)))
+		return false;
+	for (int level = walker->level; level <= walker->max_level; level++) {
+		gfn_t gfn = walker->gfn ^ walker->table_gfn[level - 1];
+
+		self_changed |= !(gfn & mask);
+		*write_fault_to_shadow_pgtable |= !gfn;
+	}
+	return self_changed;
+}
+
+/* FNAME(page_fault) (spec §4.4). */
+static int FNAME(page_fault)(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_code,
+			     struct x86_exception *fault)
+{
+	bool write_fault = error_code & PFERR_WRITE_MASK, user_fault = error_code & PFERR_USER_MASK;
+	bool force_pt_level = false, map_writable = false, self_change;
+	struct guest_walker walker;
+	int level = PT_PAGE_TABLE_LEVEL, r;
+	kvm_pfn_t pfn;
+
+	if (!FNAME(walk_addr_generic)(&walker, vcpu, &vcpu->mmu, addr,
+				      error_code & (PFERR_WRITE_MASK | PFERR_USER_MASK | PFERR_FETCH_MASK))) {
+		*fault = walker.fault;
+		return RET_PF_RETRY;
+	}
+	if (page_fault_handle_page_track(vcpu, error_code, walker.gfn))
+		return RET_PF_EMULATE;
+	vcpu->write_fault_to_shadow_pgtable = false;
+	self_change = FNAME(is_self_change_mapping)(vcpu, &walker, user_fault,
+						    &vcpu->write_fault_to_shadow_pgtable);
+	if (walker.level >= PT_DIRECTORY_LEVEL && !self_change) {
+		level = mapping_level(vcpu, walker.gfn, &force_pt_level);
+		if (!force_pt_level) {
+			level = level < walker.level ? level : walker.level;
+			walker.gfn &= ~(KVM_PAGES_PER_HPAGE(level) - 1);
+		} else {
+			level = PT_PAGE_TABLE_LEVEL;
+		}
+	}
+	pfn = kvm_vcpu_gfn_to_pfn(vcpu, walker.gfn, write_fault, &map_writable);
+	if (handle_abnormal_pfn(vcpu, addr, walker.gfn, pfn, walker.pte_access, &r))
+		return r;
+	/* CR0.WP=0: a supervisor write to a read-only page maps it writable but not user (and
+	 * not executable under SMEP); a later user access faults and flips it back. */
+	if (write_fault && !(walker.pte_access & ACC_WRITE_MASK) && !is_write_protection(vcpu) &&
+	    !user_fault && !is_noslot_pfn(pfn)) {
+		walker.pte_access |= ACC_WRITE_MASK;
+		walker.pte_access &= ~ACC_USER_MASK;
+		if (vcpu->arch.cr4 & X86_CR4_SMEP)
+			walker.pte_access &= ~ACC_EXEC_MASK;
+	}
+	vcpu->kvm->mmu->stat_pf_fixed++;
+	return FNAME(fetch)(vcpu, addr, &walker, write_fault, level, pfn, map_writable);
+}
+
 #undef pt_element_t
 #undef FNAME
 #undef PT_BASE_ADDR_MASK

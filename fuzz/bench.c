@@ -143,7 +143,7 @@ static int bench_executor(long checks, double *rate)
 	double start;
 
 	kvm_config_init(&cfg, KVM_PROFILE_5_1);
-	ex = executor_new(&cfg, err, sizeof(err));
+	ex = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!ex || executor_begin(ex))
 		goto fail;
 	op.memslot.gpa = TABLE_POOL_BASE;

@@ -8,11 +8,16 @@
 #include "../core/host_memory.h"
 #include "../core/kvm_host.h"
 #include "../core/memslot.h"
+#include "../core/mmu.h"
+#include "../core/mmu_observe.h"
 #include "../core/paging.h"
+#include "../core/vcpu_access.h"
 #include "../oracle/harness_layout.h"
 #include "../oracle/ref_memory.h"
 #include "../oracle/reference.h"
+#include "../oracle/translation_check.h"
 #include "executor.h"
+#include "guest_physmap.h"
 
 /* The VMM's record of a slot it set, for delete/move/flags ops (as userspace keeps one). */
 struct slot_record {
@@ -22,6 +27,8 @@ struct slot_record {
 
 struct executor {
 	struct kvm_config config;
+	enum exec_model model;
+	struct translation_checker *translations;
 	struct host_memory *host;
 	struct kvm *kvm;
 	struct ref_memory *ref_mem;
@@ -34,8 +41,11 @@ struct executor {
 	unsigned cr3_table;
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
+	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
 	char error[256];
 };
+
+static bool shadow_mmu(const struct executor *ex) { return ex->model == EXEC_SHADOW_MMU; }
 
 static int fail(struct executor *ex, const char *fmt, ...)
 {
@@ -47,7 +57,8 @@ static int fail(struct executor *ex, const char *fmt, ...)
 	return -1;
 }
 
-struct executor *executor_new(const struct kvm_config *cfg, char *err, size_t errlen)
+struct executor *executor_new(const struct kvm_config *cfg, enum exec_model model, char *err,
+			      size_t errlen)
 {
 	struct executor *ex = calloc(1, sizeof(*ex));
 
@@ -56,11 +67,14 @@ struct executor *executor_new(const struct kvm_config *cfg, char *err, size_t er
 		return NULL;
 	}
 	ex->config = *cfg;
+	ex->model = model;
 	ex->host = host_memory_new();
 	ex->ref_mem = ref_memory_new();
 	if (ex->host)
 		ex->kvm = kvm_create(cfg, ex->host);
-	if (!ex->host || !ex->ref_mem || !ex->kvm) {
+	if (ex->ref_mem)
+		ex->translations = translation_checker_new(ex->ref_mem);
+	if (!ex->host || !ex->ref_mem || !ex->kvm || !ex->translations) {
 		snprintf(err, errlen, "out of memory creating the model");
 		executor_free(ex);
 		return NULL;
@@ -76,6 +90,7 @@ void executor_free(struct executor *ex)
 		ref_engine_free(ex->engines[mode]);
 	if (ex->kvm)
 		kvm_destroy(ex->kvm);
+	translation_checker_free(ex->translations);
 	host_memory_free(ex->host);
 	ref_memory_free(ex->ref_mem);
 	free(ex);
@@ -189,6 +204,103 @@ static int load_cr3_pae(struct executor *ex, uint64_t cr3, uint32_t op_index,
 	return 0;
 }
 
+/* ---- the shadow MMU's CPU ---- */
+
+static uint64_t entry_value_size(enum paging_mode mode) { return mode == PAGING_32 ? 4 : 8; }
+
+/* A CPU outcome that is not an answer to compare: shutdown (a rule may allow it), livelock
+ * or a model crash. Returns 1 with div filled, 0 if a rule allowed it. */
+static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op, gva_t gva,
+		       const struct cpu_access_result *res, struct divergence *div)
+{
+	struct ref_cpu_state cpu;
+
+	ref_cpu_from_vcpu(ex, &cpu);
+	if (res->outcome == CPU_SHUTDOWN && checker_root_unbacked(ex->ref_mem, &cpu)) {
+		ex->stats.rule_hits[RULE_KVM_ROOT_OUTSIDE_MEMSLOT]++;
+		ex->stats.shutdowns++;
+		ex->shut_down = true;
+		return 0;
+	}
+	set_divergence(div, index, op, res->outcome == CPU_LIVELOCK ? CHECK_LIVENESS :
+				       res->outcome == CPU_MODEL_ERROR ? CHECK_MODEL_ERROR : CHECK_OUTCOME);
+	div->gva = gva;
+	if (res->outcome == CPU_MODEL_ERROR)
+		snprintf(div->detail, sizeof(div->detail), "model error: %s", ex->kvm->error.what);
+	else if (res->outcome == CPU_LIVELOCK)
+		snprintf(div->detail, sizeof(div->detail), "access did not complete after %d faults",
+			 res->faults);
+	else if (res->outcome == CPU_SHUTDOWN)
+		snprintf(div->detail, sizeof(div->detail),
+			 "model shut the VM down although its root tables are backed");
+	else
+		snprintf(div->detail, sizeof(div->detail),
+			 "the harness's own write through the physmap failed (outcome %d, error %#x)",
+			 res->outcome, res->error_code);
+	return 1;
+}
+
+/* Whether the root in force reaches the physmap: the program may have made its tables
+ * read-only or unbacked before the harness could install the entry. */
+static bool physmap_usable(struct executor *ex)
+{
+	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	uint64_t want = physmap_root_entry(mode), have = 0;
+
+	if (mode == PAGING_NONE)
+		return true;
+	if (mode == PAGING_PAE)
+		return ex->ref_pdptrs[HARNESS_ROOT_INDEX] == want;
+	ref_memory_read(ex->ref_mem, 0, (vcpu0(ex)->arch.cr3 & PAGE_MASK) + HARNESS_ROOT_INDEX *
+			entry_value_size(mode), &have, entry_value_size(mode));
+	return have == want;
+}
+
+/* A guest write of guest-physical memory through the harness's physmap, as a CPL0 write
+ * on the model's CPU, so it traps where KVM write-protects; plain on the reference. Without
+ * a usable physmap the write is delivered as KVM delivers an emulated one (memory, then
+ * kvm_page_track_write), counted in physmap_fallbacks. */
+static int physmap_write(struct executor *ex, uint32_t index, const struct op *op, gpa_t gpa,
+			 const void *src, size_t len, struct divergence *div)
+{
+	struct cpu_access acc = { .gva = gpa, .kind = CPU_WRITE, .cpl = 0, .size = (unsigned)len, .data = src };
+	struct cpu_access_result res;
+	int saved_cpl = vcpu0(ex)->arch.cpl;
+
+	if (ex->shut_down)
+		return 0;
+	if (!physmap_usable(ex)) {
+		ex->stats.physmap_fallbacks++;
+		guest_phys_write(ex, gpa, src, len);
+		kvm_mmu_pte_write(vcpu0(ex), gpa, src, (int)len);
+		return 0;
+	}
+	ref_memory_write(ex->ref_mem, 0, gpa, src, len);
+	kvm_vcpu_access(vcpu0(ex), &acc, &res);
+	vcpu0(ex)->arch.cpl = saved_cpl;
+	if (res.outcome == CPU_OK || res.outcome == CPU_MMIO_EXIT)
+		return 0;
+	return cpu_failure(ex, index, op, gpa, &res, div);
+}
+
+/* The physmap entry in root entry HARNESS_ROOT_INDEX of the table about to become the root
+ * in mode: written by the harness's guest kernel before it loads CR3, which KVM sees as an
+ * emulated write when the table is write-tracked (kvm_page_track_write). */
+static void install_physmap_root(struct executor *ex, gpa_t root, enum paging_mode mode)
+{
+	uint64_t value = physmap_root_entry(mode), current = 0;
+	size_t len = entry_value_size(mode);
+	gpa_t gpa = root + HARNESS_ROOT_INDEX * len;
+
+	if (!shadow_mmu(ex) || mode == PAGING_NONE)
+		return;
+	ref_memory_read(ex->ref_mem, 0, gpa, &current, len);
+	if (current == value)
+		return;
+	guest_phys_write(ex, gpa, &value, len);
+	kvm_mmu_pte_write(vcpu0(ex), gpa, (const uint8_t *)&value, (int)len);
+}
+
 static void set_paging_regs(struct kvm_vcpu *vcpu, enum paging_mode mode)
 {
 	struct kvm_vcpu_arch *arch = &vcpu->arch;
@@ -208,13 +320,17 @@ static void set_paging_regs(struct kvm_vcpu *vcpu, enum paging_mode mode)
 }
 
 /* A mode switch as one architectural step; entering PAE paging loads the PDPTEs and a
- * #GP leaves the previous mode in place. */
+ * #GP leaves the previous mode in place. The shadow MMU unloads its roots first, with the
+ * old context (kvm_mmu_reset_context), and the guest's TLB is flushed. */
 static int op_mode(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct kvm_vcpu *vcpu = vcpu0(ex);
 	struct kvm_vcpu_arch saved = vcpu->arch;
 	bool loaded = true;
 
+	install_physmap_root(ex, vcpu->arch.cr3 & PAGE_MASK, op->mode.mode);
+	if (shadow_mmu(ex))
+		kvm_mmu_unload(vcpu);
 	set_paging_regs(vcpu, op->mode.mode);
 	kvm_init_mmu(vcpu);
 	if (op->mode.mode == PAGING_PAE && load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
@@ -223,6 +339,7 @@ static int op_mode(struct executor *ex, uint32_t index, const struct op *op, str
 		vcpu->arch = saved;
 		kvm_init_mmu(vcpu);
 	}
+	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
 	return 0;
 }
 
@@ -242,11 +359,23 @@ static void op_control(struct executor *ex, const struct op *op)
 		{ CTRL_RFLAGS_AC, offsetof(struct kvm_vcpu_arch, rflags), X86_EFLAGS_AC },
 	};
 	struct kvm_vcpu *vcpu = vcpu0(ex);
+	uint8_t mask = op->control.mask;
 
+	/* KVM hides PKU from shadow-paging guests: MOV CR4 with PKE #GPs, on both sides. */
+	if (shadow_mmu(ex) && (mask & op->control.value & CTRL_CR4_PKE)) {
+		ex->stats.pke_ignored++;
+		mask &= ~CTRL_CR4_PKE;
+	}
+	/* Paging-relevant bits reset the MMU context and flush the TLB; AC alone does not. */
+	if (mask & ~CTRL_RFLAGS_AC) {
+		if (shadow_mmu(ex))
+			kvm_mmu_unload(vcpu);
+		translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
+	}
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		uint64_t *reg = (uint64_t *)((char *)&vcpu->arch + map[i].reg);
 
-		if (!(op->control.mask & map[i].bit))
+		if (!(mask & map[i].bit))
 			continue;
 		if (op->control.value & map[i].bit)
 			*reg |= map[i].mask;
@@ -256,16 +385,33 @@ static void op_control(struct executor *ex, const struct op *op)
 	kvm_init_mmu(vcpu);
 }
 
+/* kvm_set_cr3: the same value syncs and flushes; a new one goes to kvm_mmu_new_cr3 (PAE
+ * loads the PDPTEs first and #GPs on a bad one). Every MOV CR3 flushes the guest's TLB. */
 static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct kvm_vcpu *vcpu = vcpu0(ex);
+	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu);
 	uint64_t cr3 = table_pool_gpa(op->cr3.table);
 	bool loaded = true;
 
-	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE && load_cr3_pae(ex, cr3, index, op, div, &loaded))
+	uint64_t old_pdptrs[4];
+	bool same;
+
+	memcpy(old_pdptrs, vcpu->mmu.pdptrs, sizeof(old_pdptrs));
+	install_physmap_root(ex, cr3, mode);
+	if (mode == PAGING_PAE && load_cr3_pae(ex, cr3, index, op, div, &loaded))
 		return 1;
 	if (!loaded)
 		return 0;
+	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
+	/* The same CR3 with the same PDPTEs only syncs and flushes (pdptrs_changed). */
+	same = cr3 == vcpu->arch.cr3 && !memcmp(old_pdptrs, vcpu->mmu.pdptrs, sizeof(old_pdptrs));
+	if (shadow_mmu(ex)) {
+		if (same)
+			vcpu->requests |= KVM_REQ_TLB_FLUSH;
+		else
+			kvm_mmu_new_cr3(vcpu, cr3, false);
+	}
 	vcpu->arch.cr3 = cr3;
 	ex->cr3_table = op->cr3.table;
 	return 0;
@@ -358,22 +504,54 @@ static void op_memslot(struct executor *ex, const struct op *op)
 
 static unsigned entry_size(enum paging_mode mode) { return mode == PAGING_32 ? 4 : 8; }
 
-static void write_entry(struct executor *ex, enum paging_mode mode, gpa_t gpa, uint64_t value)
+/* A guest write of one paging entry (the program's or the map macro's). */
+static int write_entry(struct executor *ex, uint32_t index, const struct op *op, enum paging_mode mode,
+		       gpa_t gpa, uint64_t value, struct divergence *div)
 {
 	uint32_t narrow = (uint32_t)value;
+	const void *src = entry_size(mode) == 4 ? (const void *)&narrow : (const void *)&value;
 
-	if (entry_size(mode) == 4)
-		guest_phys_write(ex, gpa, &narrow, 4);
-	else
-		guest_phys_write(ex, gpa, &value, 8);
+	if (shadow_mmu(ex))
+		return physmap_write(ex, index, op, gpa, src, entry_size(mode), div);
+	guest_phys_write(ex, gpa, src, entry_size(mode));
+	return 0;
 }
 
-static void op_pte(struct executor *ex, const struct op *op)
+static int op_pte(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
 	gpa_t gpa = table_pool_gpa(op->pte.table) + (uint64_t)op->pte.index * entry_size(mode);
 
-	write_entry(ex, mode, gpa, op->pte.value);
+	/* Programs never write the root's harness entry, but after a CR3 load that #GPs the
+	 * root in force is not the one the program chose. */
+	if (shadow_mmu(ex) && op->pte.table == ex->cr3_table && op->pte.index == HARNESS_ROOT_INDEX &&
+	    mode != PAGING_NONE) {
+		ex->stats.harness_skips++;
+		return 0;
+	}
+
+	return write_entry(ex, index, op, mode, gpa, op->pte.value, div);
+}
+
+/* Zero a pool table as a guest would, entry by entry; entries already zero are skipped. */
+static int zero_table(struct executor *ex, uint32_t index, const struct op *op, gpa_t table,
+		      struct divergence *div)
+{
+	uint64_t entries[PAGE_SIZE / 8];
+
+	if (ref_memory_read(ex->ref_mem, 0, table, entries, sizeof(entries)))
+		memset(entries, 0, sizeof(entries));
+	for (unsigned i = 0; i < PAGE_SIZE / 8; i++) {
+		uint64_t zero = 0;
+		int ret;
+
+		if (!entries[i])
+			continue;
+		ret = write_entry(ex, index, op, PAGING_4LEVEL, table + i * 8, zero, div);
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int root_level_of(enum paging_mode mode)
@@ -439,7 +617,7 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 	unsigned esz = entry_size(mode);
 	gpa_t table = table_pool_gpa(ex->cr3_table);
 	bool wrote_pdpte = false;
-	static const uint8_t zero_page[PAGE_SIZE];
+	int ret;
 
 	if (!prog_map_page_size(mode, op->map.level) || !gva_usable(mode, op->map.gva)) {
 		ex->stats.harness_skips++;
@@ -458,17 +636,23 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 			continue;
 		}
 		next = table_pool_gpa(alloc_pool_table(ex));
-		guest_phys_write(ex, next, zero_page, sizeof(zero_page));
+		ret = zero_table(ex, index, op, next, div);
+		if (ret)
+			return ret;
 		entry = next | op->map.upper_flags;
 		if (mode == PAGING_PAE && level == 3) {
 			entry = next | (op->map.upper_flags & (PT_PRESENT_MASK | PT_PWT_MASK | PT_PCD_MASK));
 			wrote_pdpte = true;
 		}
-		write_entry(ex, mode, entry_gpa, entry);
+		ret = write_entry(ex, index, op, mode, entry_gpa, entry, div);
+		if (ret)
+			return ret;
 		table = next;
 	}
-	write_entry(ex, mode, table + map_index(mode, op->map.gva, op->map.level) * esz,
-		    leaf_entry(mode, op));
+	ret = write_entry(ex, index, op, mode, table + map_index(mode, op->map.gva, op->map.level) * esz,
+			  leaf_entry(mode, op), div);
+	if (ret)
+		return ret;
 	if (wrote_pdpte && kvm_vcpu_paging_mode(vcpu0(ex)) == PAGING_PAE) {
 		struct op reload = { .kind = OP_CR3, .cr3 = { .table = (uint8_t)ex->cr3_table } };
 
@@ -556,7 +740,7 @@ static void format_walks(const struct guest_walker *walker, const struct ref_res
 /* Paging entries either side touched must read the same on both sides (A/D included). */
 static bool compare_walked_entries(struct executor *ex, const struct guest_walker *walker,
 				   const struct ref_result *ref, enum paging_mode mode,
-				   gpa_t *bad_gpa)
+				   gpa_t *bad_gpa, uint64_t *model_value, uint64_t *arch_value)
 {
 	unsigned esz = entry_size(mode);
 	gpa_t gpas[2 * PT_MAX_FULL_LEVELS];
@@ -574,10 +758,81 @@ static bool compare_walked_entries(struct executor *ex, const struct guest_walke
 
 		if (model_ok != arch_ok || model != arch) {
 			*bad_gpa = gpas[i];
+			*model_value = model;
+			*arch_value = arch;
 			return false;
 		}
 	}
 	return true;
+}
+
+/* The access on the model's CPU. False for outcomes that are not an answer (shutdown,
+ * livelock, model error): cpu_failure judges those. */
+static bool mmu_model_access(struct executor *ex, const struct op *op, struct model_access *answer,
+			     struct cpu_access_result *res)
+{
+	struct cpu_access acc = {
+		.gva = op->access.gva,
+		.kind = op->access.kind == ACCESS_WRITE ? CPU_WRITE :
+			op->access.kind == ACCESS_FETCH ? CPU_FETCH : CPU_READ,
+		.cpl = op->access.cpl,
+		.size = 1,
+	};
+
+	memset(answer, 0, sizeof(*answer));
+	kvm_vcpu_access(vcpu0(ex), &acc, res);
+	switch (res->outcome) {
+	case CPU_OK:
+	case CPU_MMIO_EXIT:
+		answer->outcome = REF_OK;
+		answer->gpa = res->gpa;
+		return true;
+	case CPU_PAGE_FAULT:
+		answer->outcome = REF_PAGE_FAULT;
+		answer->error_code = res->error_code;
+		answer->cr2 = res->cr2;
+		return true;
+	case CPU_GP_FAULT:
+		answer->outcome = REF_GP_FAULT;
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* An MMIO exit is right only where the guest-physical address has no memory the access
+ * could use (none, or read-only for a write). */
+static bool mmio_exit_allowed(struct executor *ex, const struct access_check *check,
+			      const struct cpu_access_result *res)
+{
+	bool readonly = false;
+
+	if (res->outcome != CPU_MMIO_EXIT)
+		return true;
+	if (!ref_memory_backing(ex->ref_mem, 0, res->gpa, NULL, &readonly))
+		return true;
+	return check->kind == REF_WRITE && readonly;
+}
+
+/* RULE_KVM_MMIO_WRITE_SKIPS_DIRTY: after an MMIO write, a leaf that differs from the
+ * reference's only by the D bit the reference set is KVM's; the reference takes it. */
+static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check *check,
+				  const struct ref_result *ref, const struct cpu_access_result *cpu)
+{
+	unsigned esz = entry_size(check->cpu.mode);
+	uint64_t model = 0, arch = 0;
+	gpa_t leaf;
+
+	if (cpu->outcome != CPU_MMIO_EXIT || check->kind != REF_WRITE || ref->outcome != REF_OK ||
+	    !ref->n_entries)
+		return;
+	leaf = ref->entries[ref->n_entries - 1].gpa;
+	if (model_phys_read(ex, leaf, &model, esz) || ref_memory_read(ex->ref_mem, 0, leaf, &arch, esz))
+		return;
+	if ((model ^ arch) != PT_DIRTY_MASK || !(arch & PT_DIRTY_MASK))
+		return;
+	ref_memory_write(ex->ref_mem, 0, leaf, &model, esz);
+	ex->stats.rule_hits[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY]++;
 }
 
 static int op_access(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
@@ -595,6 +850,8 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	enum kvm_rule rule;
 	enum check_id failed;
 	gpa_t bad_gpa;
+	uint64_t model_value = 0, arch_value = 0;
+	struct cpu_access_result cpu;
 
 	ref_cpu_from_vcpu(ex, &check.cpu);
 	if (!gva_usable(check.cpu.mode, check.gva)) {
@@ -606,18 +863,35 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return -1;
 	if (ref_check(engine, &check.cpu, check.cpl, check.kind, check.gva, &ref))
 		return fail(ex, "op %u: reference failed: %s", index, ref_engine_error(engine));
-	model_access(ex, op, &walker, &model);
+	memset(&walker, 0, sizeof(walker));
+	if (!shadow_mmu(ex)) {
+		model_access(ex, op, &walker, &model);
+	} else if (!mmu_model_access(ex, op, &model, &cpu)) {
+		if (ref.outcome == REF_OK)
+			ref_revert_ad_writes(engine, &ref);
+		return cpu_failure(ex, index, op, check.gva, &cpu, div);
+	}
 	checker_expected(&check, &ref, &expected, &rule);
 	if (ref.outcome == REF_OK && expected.outcome != REF_OK)
 		ref_revert_ad_writes(engine, &ref);
+	if (shadow_mmu(ex))
+		apply_mmio_dirty_rule(ex, &check, &ref, &cpu);
 	ex->stats.accesses++;
 	ex->stats.rule_hits[rule]++;
 	if (!checker_compare(&expected, &model, &failed)) {
 		set_divergence(div, index, op, failed);
-	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa)) {
+	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, &check, &cpu)) {
+		set_divergence(div, index, op, CHECK_MMIO);
+		snprintf(div->detail, sizeof(div->detail),
+			 "the model exited to userspace as MMIO for gpa %#llx, which has memory\n  ",
+			 (unsigned long long)cpu.gpa);
+	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
+					   &arch_value)) {
 		set_divergence(div, index, op, CHECK_MEMORY);
-		snprintf(div->detail, sizeof(div->detail), "paging entry at gpa %#llx differs\n  ",
-			 (unsigned long long)bad_gpa);
+		snprintf(div->detail, sizeof(div->detail),
+			 "paging entry at gpa %#llx differs: model %#llx, reference %#llx\n  ",
+			 (unsigned long long)bad_gpa, (unsigned long long)model_value,
+			 (unsigned long long)arch_value);
 	} else {
 		return 0;
 	}
@@ -627,6 +901,107 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	div->expected = expected;
 	format_walks(&walker, &ref, div->detail, sizeof(div->detail));
 	return 1;
+}
+
+/* ---- every translation the model holds, after every op (DESIGN §5 rule 2) ---- */
+
+struct translation_walk {
+	struct executor *ex;
+	struct ref_engine *engine;
+	struct ref_cpu_state cpu;
+	uint32_t index;
+	const struct op *op;
+	struct divergence *div;
+	int ret;
+};
+
+static void translation_divergence(struct translation_walk *w, const struct model_translation *t,
+				   const char *why)
+{
+	char text[160];
+
+	model_translation_format(t, text, sizeof(text));
+	set_divergence(w->div, w->index, w->op, CHECK_TRANSLATION);
+	w->div->gva = t->gva;
+	snprintf(w->div->detail, sizeof(w->div->detail), "%s: %s", why, text);
+	w->ret = 1;
+}
+
+/* The harness's physmap (and the nonpaging direct map) translate gva = gpa. */
+static void check_identity_translation(struct translation_walk *w, const struct model_translation *t)
+{
+	hva_t hva = 0;
+	bool backed = ref_memory_backing(w->ex->ref_mem, t->as_id, t->gpa, &hva, NULL);
+
+	if (t->gpa != t->gva)
+		translation_divergence(w, t, "physmap translation maps another gpa");
+	else if (backed == t->mmio || (backed && hva != t->hva))
+		translation_divergence(w, t, "physmap translation has the wrong frame");
+}
+
+static void check_one_translation(void *ctx, const struct kvm_translation *kt)
+{
+	struct translation_walk *w = ctx;
+	struct executor *ex = w->ex;
+	struct translation_verdict verdict;
+	struct model_translation t = {
+		.source = kt->from_tlb ? TRANSLATION_TLB : TRANSLATION_SPTE,
+		.vcpu_id = kt->vcpu_id,
+		.as_id = kt->as_id,
+		.cr3 = kt->cr3,
+		.gva = kt->gva,
+		.level = kt->level,
+		.mmio = kt->mmio,
+		.gpa = kt->gpa,
+		.hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn),
+		.access = kt->access,
+	};
+
+	if (w->ret)
+		return;
+	ex->stats.translations_checked++;
+	if (gva_is_harness_reserved(w->cpu.mode, kt->gva)) {
+		check_identity_translation(w, &t);
+		return;
+	}
+	if (translation_check(ex->translations, w->engine, &w->cpu, &t, &verdict))
+		return;
+	if (verdict.fault == TRANSLATION_CHECK_FAILED) {
+		w->ret = fail(ex, "op %u: translation check failed: %s", w->index, verdict.detail);
+		return;
+	}
+	translation_divergence(w, &t, translation_fault_name(verdict.fault));
+	{
+		size_t used = strlen(w->div->detail);
+
+		snprintf(w->div->detail + used, sizeof(w->div->detail) - used, "\n  %s", verdict.detail);
+	}
+}
+
+static int check_translations(struct executor *ex, uint32_t index, const struct op *op,
+			      struct divergence *div)
+{
+	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div };
+
+	ref_cpu_from_vcpu(ex, &w.cpu);
+	w.engine = engine_for(ex, w.cpu.mode);
+	if (!w.engine)
+		return -1;
+	kvm_mmu_for_each_translation(ex->kvm, check_one_translation, &w);
+	return w.ret;
+}
+
+/* After every op on the shadow MMU: no model crash, every translation allowed. */
+static int after_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	if (!shadow_mmu(ex) || ex->shut_down)
+		return 0;
+	if (ex->kvm->error.set) {
+		set_divergence(div, index, op, CHECK_MODEL_ERROR);
+		snprintf(div->detail, sizeof(div->detail), "model error: %s", ex->kvm->error.what);
+		return 1;
+	}
+	return check_translations(ex, index, op, div);
 }
 
 /* ---- whole-memory comparison at the end of a program ---- */
@@ -692,8 +1067,7 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		op_memslot(ex, op);
 		return 0;
 	case OP_PTE:
-		op_pte(ex, op);
-		return 0;
+		return op_pte(ex, index, op, div);
 	case OP_MAP:
 		return op_map(ex, index, op, div);
 	case OP_ACCESS:
@@ -715,9 +1089,13 @@ static int reset_for_program(struct executor *ex)
 	vcpu = vcpu0(ex);
 	ex->cr3_table = 0;
 	ex->next_pool_table = 1;
+	ex->shut_down = false;
 	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
+	translation_checker_reset(ex->translations);
 	vcpu->arch.cr3 = table_pool_gpa(0);
 	kvm_init_mmu(vcpu);
+	if (shadow_mmu(ex) && physmap_install(ex->kvm, ex->host, ex->ref_mem))
+		return fail(ex, "cannot install the harness's physmap");
 	return 0;
 }
 
@@ -734,8 +1112,12 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
 	int ret;
 
+	if (ex->shut_down)
+		return 0;
 	ex->stats.ops++;
 	ret = run_op(ex, index, op, div);
+	if (!ret)
+		ret = after_op(ex, index, op, div);
 	if (ret > 0)
 		div->mode = mode;
 	return ret;

@@ -15,6 +15,10 @@
 
 struct executor;
 
+/* What a program runs on: the whole shadow MMU with its simulated CPU (the default), or the
+ * guest walker alone (walk-conformance: FNAME(walk_addr_generic) against the reference). */
+enum exec_model { EXEC_SHADOW_MMU, EXEC_WALKER };
+
 struct executor_stats {
 	uint64_t programs;
 	uint64_t ops;
@@ -26,6 +30,10 @@ struct executor_stats {
 	 * program's ops are valid for the mode its ops set, but a PAE switch that #GPs leaves
 	 * the previous mode in place, where the reference cannot check every gva. */
 	uint64_t harness_skips;
+	uint64_t translations_checked;
+	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */
+	uint64_t pke_ignored;   /* CR4.PKE requests: no PKU under shadow paging (#GP) */
+	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
 };
 
 #define DIVERGENCE_DETAIL_MAX 2048
@@ -42,7 +50,8 @@ struct divergence {
 	char detail[DIVERGENCE_DETAIL_MAX]; /* both walks, or the memory difference */
 };
 
-struct executor *executor_new(const struct kvm_config *cfg, char *err, size_t errlen);
+struct executor *executor_new(const struct kvm_config *cfg, enum exec_model model, char *err,
+			      size_t errlen);
 void executor_free(struct executor *ex);
 
 /* Runs prog from a fresh VM. Returns 0 when every check passed, 1 on a divergence (div

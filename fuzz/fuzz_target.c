@@ -47,7 +47,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	char err[256];
 
 	configure(&cfg);
-	executor = executor_new(&cfg, err, sizeof(err));
+	executor = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!executor)
 		die("", err);
 	return 0;

@@ -17,6 +17,9 @@
 #define PROG_GPA_LIMIT (1ull << 40)
 /* Slot ids a program may pass: 0..508 are user slots, the rest reach the EINVAL paths. */
 #define PROG_MAX_SLOT_ID 1023
+/* The user slot the harness's guest physmap lives in (fuzz/guest_physmap.h): programs
+ * never name it. */
+#define PROG_HARNESS_SLOT_ID 508
 /* Every memslot's host range [hva, hva + size) stays below this. */
 #define PROG_HVA_LIMIT 0x00007ffffffff000ull
 

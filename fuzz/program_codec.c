@@ -136,13 +136,15 @@ uint64_t prog_default_hva(unsigned slot_id, uint64_t gpa)
 /* ---- biased field codings ---- */
 
 /* Slot field (16 bits): bits 0-9 id, bits 10-12 == 7 selects the id as (bits 0-9 + 500)
- * mod 1024 (so small values land on 508..512, the user-slot limit), else the id is bits
- * 0-3; bits 13-14 == 3 selects address space 1. */
+ * mod 1024 (so small values land near 509..512, the user-slot limit), else the id is bits
+ * 0-3; bits 13-14 == 3 selects address space 1. The harness's slot becomes the next id. */
 static void slot_decode(uint16_t w, struct op *op)
 {
 	unsigned bits = w & 0x3ff;
 
 	op->memslot.id = ((w >> 10) & 7) == 7 ? (bits + 500) % 1024 : bits & 15;
+	if (op->memslot.id == PROG_HARNESS_SLOT_ID)
+		op->memslot.id++;
 	op->memslot.as_id = ((w >> 13) & 3) == 3;
 }
 

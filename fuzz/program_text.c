@@ -570,6 +570,8 @@ static int slot_field_values(const struct parser *p, const struct field *fields,
 	op->memslot.as_id = fields[SLOT_AS].seen ? (uint8_t)v : 0;
 	if (parse_number(p, fields[SLOT_ID].value, "slot", PROG_MAX_SLOT_ID, &v))
 		return -1;
+	if (v == PROG_HARNESS_SLOT_ID)
+		return fail(p, "slot %u is reserved for the harness's physmap", PROG_HARNESS_SLOT_ID);
 	op->memslot.id = (uint16_t)v;
 	if (fields[SLOT_GPA].seen &&
 	    parse_number(p, fields[SLOT_GPA].value, "gpa", UINT64_MAX, &op->memslot.gpa))

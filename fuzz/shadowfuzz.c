@@ -221,7 +221,7 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	finish_common(&common);
-	ex = executor_new(&common.config, err, sizeof(err));
+	ex = executor_new(&common.config, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!ex) {
 		fprintf(stderr, "shadowfuzz: %s\n", err);
 		return EXIT_USAGE;

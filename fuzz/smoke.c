@@ -111,7 +111,7 @@ int cmd_smoke(int argc, char **argv)
 	}
 	kvm_config_init(&cfg, profile);
 	cfg.bugs = bugs;
-	ex = executor_new(&cfg, err, sizeof(err));
+	ex = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!ex) {
 		fprintf(stderr, "shadowfuzz smoke: %s\n", err);
 		return 2;

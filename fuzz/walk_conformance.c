@@ -337,7 +337,7 @@ static int run_mode(struct conf_state *st)
 int walk_conformance_run(const struct kvm_config *cfg, const struct walk_conformance_options *opts,
 			 FILE *out, struct walk_conformance_result *total, char *err, size_t errlen)
 {
-	struct executor *ex = executor_new(cfg, err, errlen);
+	struct executor *ex = executor_new(cfg, EXEC_WALKER, err, errlen);
 
 	memset(total, 0, sizeof(*total));
 	if (!ex)

@@ -6,12 +6,16 @@ static const char *const check_names[CHECK_COUNT] = {
 	[CHECK_OUTCOME] = "outcome",     [CHECK_ERROR_CODE] = "error-code",
 	[CHECK_CR2] = "cr2",             [CHECK_GPA] = "gpa",
 	[CHECK_MEMORY] = "guest-memory", [CHECK_PDPTE_LOAD] = "pdpte-load",
+	[CHECK_TRANSLATION] = "translation", [CHECK_MMIO] = "mmio",
+	[CHECK_LIVENESS] = "liveness",   [CHECK_MODEL_ERROR] = "model-error",
 };
 
 static const char *const rule_names[RULE_COUNT] = {
 	[RULE_NONE] = "none",
 	[RULE_KVM_TABLE_OUTSIDE_MEMSLOT] = "KVM_TABLE_OUTSIDE_MEMSLOT",
 	[RULE_KVM_PSE36_IS_36_BITS] = "KVM_PSE36_IS_36_BITS",
+	[RULE_KVM_ROOT_OUTSIDE_MEMSLOT] = "KVM_ROOT_OUTSIDE_MEMSLOT",
+	[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY] = "KVM_MMIO_WRITE_SKIPS_DIRTY",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
@@ -94,6 +98,25 @@ bool checker_compare(const struct model_access *expected, const struct model_acc
 		return false;
 	}
 	return true;
+}
+
+static bool backed(struct ref_memory *mem, gpa_t gpa)
+{
+	return ref_memory_page(mem, 0, gpa, false) != NULL;
+}
+
+bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *cpu)
+{
+	if (cpu->mode == PAGING_NONE)
+		return false;
+	if (!backed(mem, cpu->cr3 & PAGE_MASK))
+		return true;
+	if (cpu->mode != PAGING_PAE)
+		return false;
+	for (int i = 0; i < 4; i++)
+		if ((cpu->pdptrs[i] & PT_PRESENT_MASK) && !backed(mem, cpu->pdptrs[i] & PT64_BASE_ADDR_MASK))
+			return true;
+	return false;
 }
 
 bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr)

@@ -19,6 +19,10 @@ enum check_id {
 	CHECK_GPA,         /* translation of a successful access */
 	CHECK_MEMORY,      /* guest memory (A/D bits included) */
 	CHECK_PDPTE_LOAD,  /* MOV CR3 / paging enable in PAE mode: #GP or not */
+	CHECK_TRANSLATION, /* a spte or TLB entry the guest's tables do not allow */
+	CHECK_MMIO,        /* an MMIO exit for backed memory, or none for a hole */
+	CHECK_LIVENESS,    /* an access that never completes */
+	CHECK_MODEL_ERROR, /* the model reached a state where KVM would crash */
 	CHECK_COUNT
 };
 
@@ -30,6 +34,13 @@ enum kvm_rule {
 	/* KVM's 32-bit walker implements PSE-36 with 36 physical bits: 4 MiB PDE bits 17..20
 	 * are reserved for KVM, address bits on a MAXPHYADDR-40 CPU. */
 	RULE_KVM_PSE36_IS_36_BITS,
+	/* mmu_check_root: a root table outside every visible memslot makes KVM shut the VM
+	 * down (KVM_REQ_TRIPLE_FAULT); the architecture would read whatever is there. */
+	RULE_KVM_ROOT_OUTSIDE_MEMSLOT,
+	/* handle_mmio_page_fault / vcpu_mmio_gva_to_gpa: a write that KVM emulates as MMIO
+	 * from its MMIO cache or MMIO spte never walks the guest tables, so the leaf's D bit
+	 * stays clear where the processor would set it. */
+	RULE_KVM_MMIO_WRITE_SKIPS_DIRTY,
 	RULE_COUNT
 };
 
@@ -60,6 +71,10 @@ bool checker_compare(const struct model_access *expected, const struct model_acc
 /* Architectural MOV CR3 in PAE mode (SDM vol. 3 §4.4.1): #GP when a present PDPTE has a
  * reserved bit (63:MAXPHYADDR, 8:5, 2:1). */
 bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr);
+
+/* RULE_KVM_ROOT_OUTSIDE_MEMSLOT's condition: the CR3 page, or (PAE) a table a present
+ * PDPTE points at, has no memory behind it in address space 0. */
+bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *cpu);
 
 const char *check_name(enum check_id check);
 const char *kvm_rule_name(enum kvm_rule rule);

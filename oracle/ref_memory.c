@@ -279,6 +279,25 @@ uint8_t *ref_memory_page(struct ref_memory *mem, int as_id, gpa_t gpa, bool for_
 	return for_write ? alloc_page(mem, hva) : mem->zero_page;
 }
 
+bool ref_memory_backing(const struct ref_memory *mem, int as_id, gpa_t gpa, hva_t *hva,
+			bool *readonly)
+{
+	if (!mem)
+		return false;
+	for (int i = 0; i < mem->n_regions; i++) {
+		const struct ref_region *r = &mem->regions[i];
+
+		if (!region_covers(r, as_id, gpa))
+			continue;
+		if (hva)
+			*hva = r->hva + (gpa - r->gpa);
+		if (readonly)
+			*readonly = r->readonly;
+		return true;
+	}
+	return false;
+}
+
 /* Checks every page of [gpa, gpa + len) before anything is touched, so a failing call
  * leaves memory (and the set of pages with contents) unchanged. */
 static bool range_covered(struct ref_memory *mem, int as_id, gpa_t gpa, size_t len, bool for_write)

@@ -30,6 +30,12 @@ int ref_memory_set_region(struct ref_memory *mem, int as_id, int slot_id, gpa_t 
  * a shared zero page: do not write through it. */
 uint8_t *ref_memory_page(struct ref_memory *mem, int as_id, gpa_t gpa, bool for_write);
 
+/* The host address backing gpa in address space as_id (the region's hva plus gpa's offset
+ * in the region) and whether that region is read-only; false if no region covers gpa.
+ * Either output may be NULL. */
+bool ref_memory_backing(const struct ref_memory *mem, int as_id, gpa_t gpa, hva_t *hva,
+			bool *readonly);
+
 /* Whole-buffer access; return 0, or -EFAULT (nothing done) if a byte is not covered. */
 int ref_memory_read(struct ref_memory *mem, int as_id, gpa_t gpa, void *dst, size_t len);
 int ref_memory_write(struct ref_memory *mem, int as_id, gpa_t gpa, const void *src, size_t len);

@@ -1419,6 +1419,34 @@ int ref_check(struct ref_engine *e, const struct ref_cpu_state *cpu, int cpl,
 	return ret;
 }
 
+/* A supervisor read with WP, SMEP, SMAP and protection keys off is refused only by the
+ * walk itself (SDM vol. 3 §4.6: none of the access-rights rules restrict it). Clearing
+ * them rather than ignoring them also keeps every probe of a root on one snapshot. */
+int ref_probe(struct ref_engine *e, const struct ref_cpu_state *cpu, gva_t gva,
+	      struct ref_result *out)
+{
+	struct ref_cpu_state plain;
+	int ret;
+
+	if (!e)
+		return -1;
+	if (!cpu)
+		return fail(e, "ref_probe: NULL argument");
+	plain = *cpu;
+	plain.cr0_wp = false;
+	plain.cr4_smep = false;
+	plain.cr4_smap = false;
+	plain.cr4_pke = false;
+	plain.pkru = 0;
+	plain.rflags_ac = false;
+	ret = ref_check(e, &plain, 0, REF_READ, gva, out);
+	if (ret || out->outcome != REF_OK)
+		return ret;
+	ref_revert_ad_writes(e, out);
+	out->n_ad_writes = 0;
+	return 0;
+}
+
 const uint8_t *ref_access_insn(enum paging_mode mode, enum ref_access_kind kind, size_t *len)
 {
 	const struct guest_pieces *g;

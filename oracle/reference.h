@@ -64,6 +64,15 @@ void ref_engine_free(struct ref_engine *engine);
 int ref_check(struct ref_engine *engine, const struct ref_cpu_state *cpu, int cpl,
 	      enum ref_access_kind kind, gva_t gva, struct ref_result *out);
 
+/* The guest's translation of gva with no side effect: ref_check of a CPL0 read under a
+ * copy of cpu with CR0.WP, CR4.SMEP/SMAP/PKE (and PKRU, EFLAGS.AC) cleared, so the only
+ * faults left are not present, reserved bit and non-canonical (#GP), and with the walk's
+ * A/D write-backs undone even on success: n_ad_writes is 0 and memory is unchanged.
+ * For checking translations the model holds rather than accesses the guest makes.
+ * Returns 0, or -1 on an engine failure (as ref_check). */
+int ref_probe(struct ref_engine *engine, const struct ref_cpu_state *cpu, gva_t gva,
+	      struct ref_result *out);
+
 /* Undo the A/D writes of a successful check (newest first): for a checker rule under which
  * KVM faults where the architecture succeeds, since faulting walks leave memory alone. */
 void ref_revert_ad_writes(struct ref_engine *engine, const struct ref_result *result);

@@ -1182,7 +1182,6 @@ static void test_kvm_create_state(void **state)
 {
 	struct fixture *f = *state;
 	struct kvm *kvm = f->kvm;
-	struct kvm_mmu zero_mmu = { 0 };
 
 	assert_ptr_equal(kvm->host, f->host);
 	assert_int_equal(kvm->nr_vcpus, 1);
@@ -1192,7 +1191,11 @@ static void test_kvm_create_state(void **state)
 	assert_int_equal(kvm->vcpus[0].arch.cr3 | kvm->vcpus[0].arch.cr4 |
 			 kvm->vcpus[0].arch.efer | kvm->vcpus[0].arch.rflags, 0);
 	assert_false(kvm->vcpus[0].arch.smm);
-	assert_memory_equal(&kvm->vcpus[0].mmu, &zero_mmu, sizeof(zero_mmu));
+	/* No roots until the first guest entry; the walker context is computed later. */
+	assert_false(VALID_PAGE(kvm->vcpus[0].mmu.root_hpa));
+	assert_int_equal(kvm->vcpus[0].mmu.root_level, 0);
+	for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+		assert_false(VALID_PAGE(kvm->vcpus[0].mmu.prev_roots[i].hpa));
 	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++) {
 		assert_int_equal(__kvm_memslots(kvm, as)->used_slots, 0);
 		assert_memslots_consistent(__kvm_memslots(kvm, as));
@@ -1208,7 +1211,6 @@ static void test_kvm_reset(void **state)
 	struct fixture *f = *state;
 	struct kvm *kvm = f->kvm;
 	struct kvm_config cfg;
-	struct kvm_mmu zero_mmu = { 0 };
 
 	create(kvm, SLOT(0, 0), KVM_MEM_LOG_DIRTY_PAGES, 0x100, 0x40, HVA_BASE);
 	create(kvm, SLOT(0, 508), 0, 0x1000, 0x400, HVA_BASE);
@@ -1237,7 +1239,11 @@ static void test_kvm_reset(void **state)
 	assert_int_equal(kvm->nr_vcpus, 1);
 	assert_int_equal(kvm->vcpus[0].arch.cr0, X86_CR0_ET);
 	assert_int_equal(kvm->vcpus[0].arch.cr3, 0);
-	assert_memory_equal(&kvm->vcpus[0].mmu, &zero_mmu, sizeof(zero_mmu));
+	/* No roots until the first guest entry; the walker context is computed later. */
+	assert_false(VALID_PAGE(kvm->vcpus[0].mmu.root_hpa));
+	assert_int_equal(kvm->vcpus[0].mmu.root_level, 0);
+	for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+		assert_false(VALID_PAGE(kvm->vcpus[0].mmu.prev_roots[i].hpa));
 	assert_ptr_equal(kvm->vcpus[0].kvm, kvm);
 	assert_int_equal(kvm->vcpus[1].vcpu_id, 0);
 	/* The host and the MMU's hooks survive a reset. */

@@ -89,7 +89,7 @@ static void check_memslot(const struct op *op)
 	const uint64_t gpa = op->memslot.gpa, size = op->memslot.size, hva = op->memslot.hva;
 
 	assert_true(op->memslot.as_id <= 1);
-	assert_true(op->memslot.id <= 1023);
+	assert_true(op->memslot.id <= 1023 && op->memslot.id != PROG_HARNESS_SLOT_ID);
 	if (op->kind == OP_MEMSLOT_SET || op->kind == OP_MEMSLOT_MOVE)
 		assert_true(gpa >= 0x100000 && gpa < (1ull << 40));
 	else
@@ -661,7 +661,7 @@ static void test_encode_parsed_program(void **state)
 	assert_non_null(buf);
 	parse_ok("memslot set as=1 slot=777 gpa=0x123457000 size=0x3000 hva=0x7fff00000000 flags=ro|0x100 hpage=1G\n"
 		 "memslot move slot=3 gpa=0x100001\n"
-		 "memslot flags slot=508 flags=0xdeadbeef\n"
+		 "memslot flags slot=507 flags=0xdeadbeef\n"
 		 "pte T7[300] = 0x8000000fedcba987\n"
 		 "mode 5level\n"
 		 "map 0xff00123456789000 -> 0xabcdef000 size=4K leaf=G|0x800|PK7|NX upper=P|0x1f0000000000000\n"

@@ -230,6 +230,39 @@ static void test_many_pages(void **state)
 	assert_int_equal(pages_with_contents(mem), n);
 }
 
+static void test_backing_is_region_hva_plus_offset(void **state)
+{
+	struct ref_memory *mem = *state;
+	hva_t hva = 0;
+	bool readonly = true;
+
+	assert_false(ref_memory_backing(mem, 0, 0x100000, &hva, &readonly));
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0x100000, 0x10000, HVA_A, false), 0);
+	assert_int_equal(ref_memory_set_region(mem, 1, 0, 0x100000, 0x10000, HVA_B, true), 0);
+	assert_true(ref_memory_backing(mem, 0, 0x103abc, &hva, &readonly));
+	assert_int_equal(hva, HVA_A + 0x3abc);
+	assert_false(readonly);
+	assert_true(ref_memory_backing(mem, 0, 0x10ffff, &hva, NULL));
+	assert_int_equal(hva, HVA_A + 0xffff);
+	assert_false(ref_memory_backing(mem, 0, 0x110000, &hva, &readonly));
+	assert_false(ref_memory_backing(mem, 0, 0xfffff, NULL, NULL));
+	/* Each address space has its own regions. */
+	assert_true(ref_memory_backing(mem, 1, 0x100010, &hva, &readonly));
+	assert_int_equal(hva, HVA_B + 0x10);
+	assert_true(readonly);
+	assert_false(ref_memory_backing(mem, 2, 0x100010, &hva, &readonly));
+	/* Backing needs no contents; a moved or removed region changes it. */
+	assert_int_equal(pages_with_contents(mem), 0);
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0x100000, 0x10000, HVA_B + 0x100000,
+					       false),
+			 0);
+	assert_true(ref_memory_backing(mem, 0, 0x100000, &hva, NULL));
+	assert_int_equal(hva, HVA_B + 0x100000);
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0, 0, 0, false), 0);
+	assert_false(ref_memory_backing(mem, 0, 0x100000, &hva, NULL));
+	assert_false(ref_memory_backing(NULL, 0, 0x100000, &hva, NULL));
+}
+
 struct collected {
 	int n;
 	hva_t hva[4];
@@ -303,6 +336,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_for_each_page_visits_written_pages, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_reset_forgets_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backing_is_region_hva_plus_offset, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

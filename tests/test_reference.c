@@ -682,6 +682,113 @@ static void test_nonpaging_identity(void **state)
 	}
 }
 
+/* ---- side-effect-free probe ---- */
+
+static struct ref_result probe(const struct ref_cpu_state *cpu, gva_t gva)
+{
+	struct ref_result r;
+	struct ref_engine *e = fx->engine[cpu->mode];
+
+	if (ref_probe(e, cpu, gva, &r))
+		fail_msg("ref_probe(%#llx): %s", (unsigned long long)gva, ref_engine_error(e));
+	return r;
+}
+
+static void test_probe_translates_without_ad_writes(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+	const gpa_t entry_gpa[4] = { T(0) + 8, T(1) + 16, T(2) + 24, T(3) + 32 };
+	const uint64_t entry[4] = { T(1) | PRWU, T(2) | PRWU, T(3) | PRWU, FRAME | PRWU };
+	struct ref_result r;
+
+	map_g4(PRWU, FRAME | PRWU);
+	r = probe(&cpu, G4);
+	assert_int_equal(r.outcome, REF_OK);
+	assert_int_equal(r.gpa, FRAME | 0x567);
+	assert_int_equal(r.leaf_level, PT_PAGE_TABLE_LEVEL);
+	assert_int_equal(r.n_entries, 4);
+	assert_int_equal(r.n_ad_writes, 0);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(r.entries[i].gpa, entry_gpa[i]);
+		assert_int_equal(r.entries[i].value, entry[i]);
+		assert_int_equal(get64(entry_gpa[i]), entry[i]);
+	}
+	/* A 2 MiB leaf and a PAE walk (PDPTE from the register) leave memory alone too. */
+	set64(T(2) + 24, 0x40200000ull | PRWU | PS);
+	r = probe(&cpu, G4);
+	assert_int_equal(r.outcome, REF_OK);
+	assert_int_equal(r.gpa, 0x40200000ull + (G4 & 0x1fffff));
+	assert_int_equal(r.leaf_level, PT_DIRECTORY_LEVEL);
+	assert_int_equal(get64(T(2) + 24), 0x40200000ull | PRWU | PS);
+	cpu = cpu_for(PAGING_PAE);
+	cpu.pdptrs[1] = T(1) | P;
+	set64(T(1) + 24, T(2) | PRWU);
+	set64(T(2) + 32, FRAME | PRWU);
+	r = probe(&cpu, GPAE);
+	assert_int_equal(r.outcome, REF_OK);
+	assert_int_equal(r.gpa, FRAME | 0x567);
+	assert_int_equal(r.n_entries, 3);
+	assert_int_equal(r.entries[0].value, T(1) | P);
+	assert_int_equal(get64(T(1) + 24), T(2) | PRWU);
+	assert_int_equal(get64(T(2) + 32), FRAME | PRWU);
+	/* The same walk as an access does set A. */
+	expect_ok(&cpu, 0, REF_READ, GPAE, FRAME | 0x567);
+	assert_int_equal(get64(T(2) + 32), FRAME | PRWU | A);
+}
+
+static void test_probe_reports_walk_faults(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+	struct ref_result r;
+
+	map_g4(PRWU, FRAME | W | U);
+	r = probe(&cpu, G4);
+	assert_int_equal(r.outcome, REF_PAGE_FAULT);
+	assert_int_equal(r.error_code, 0);
+	assert_int_equal(r.n_entries, 4);
+	assert_int_equal(r.n_ad_writes, 0);
+	assert_int_equal(get64(T(0) + 8), T(1) | PRWU);
+	set64(T(3) + 32, FRAME | PRWU | (1ull << 51));
+	r = probe(&cpu, G4);
+	assert_int_equal(r.outcome, REF_PAGE_FAULT);
+	assert_int_equal(r.error_code, PFERR_PRESENT_MASK | PFERR_RSVD_MASK);
+	r = probe(&cpu, 0x0000800000000000ull);
+	assert_int_equal(r.outcome, REF_GP_FAULT);
+	assert_int_equal(ref_probe(NULL, &cpu, G4, &r), -1);
+	assert_int_equal(ref_probe(fx->engine[PAGING_4LEVEL], NULL, G4, &r), -1);
+}
+
+/* A user page with protection key 5 (access disabled) and no R/W: a supervisor read
+ * faults under SMAP and under PKE, a fetch under SMEP; the probe sees the translation. */
+static void test_probe_ignores_access_controls(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+	const uint64_t key5 = 5ull << PT64_PKEY_SHIFT;
+	struct ref_result plain, r;
+
+	map_g4(PRWU, FRAME | P | U | key5);
+	plain = probe(&cpu, G4);
+	assert_int_equal(plain.outcome, REF_OK);
+	cpu.cr0_wp = true;
+	cpu.cr4_smap = true;
+	expect_pf(&cpu, 0, REF_READ, G4, PFERR_PRESENT_MASK);
+	cpu.cr4_smap = false;
+	cpu.cr4_pke = true;
+	cpu.pkru = 1u << (2 * 5);
+	expect_pf(&cpu, 0, REF_READ, G4, PFERR_PRESENT_MASK | PFERR_PK_MASK);
+	cpu.cr4_smap = true;
+	cpu.cr4_smep = true;
+	cpu.rflags_ac = true;
+	expect_pf(&cpu, 0, REF_FETCH, G4, PFERR_PRESENT_MASK | PFERR_FETCH_MASK);
+	r = probe(&cpu, G4);
+	assert_int_equal(r.outcome, REF_OK);
+	assert_int_equal(r.gpa, plain.gpa);
+	assert_int_equal(r.leaf_level, plain.leaf_level);
+	assert_int_equal(r.n_entries, plain.n_entries);
+	assert_memory_equal(r.entries, plain.entries, sizeof(r.entries));
+	assert_int_equal(get64(T(3) + 32), FRAME | P | U | key5);
+}
+
 /* ---- Unicorn quirks ---- */
 
 /* Unicorn 2.0.1 issue #1883: old_exception is never cleared, so a second fault would
@@ -944,6 +1051,9 @@ int main(void)
 		T_(test_32bit_4k),
 		T_(test_32bit_pse),
 		T_(test_nonpaging_identity),
+		T_(test_probe_translates_without_ad_writes),
+		T_(test_probe_reports_walk_faults),
+		T_(test_probe_ignores_access_controls),
 		T_(test_quirk_consecutive_faults),
 		T_(test_quirk_no_stale_translation),
 		T_(test_quirk_configuration_switches),

@@ -1,0 +1,140 @@
+#include "mmu.h"
+#include "mmu_observe.h"
+
+struct observe_walk {
+	struct kvm *kvm;
+	struct kvm_vcpu *vcpu;
+	uint64_t cr3;
+	int va_bits; /* 48 or 57: sign-extension of the gva in 64-bit shadows; 32 otherwise */
+	void (*fn)(void *ctx, const struct kvm_translation *t);
+	void *ctx;
+};
+
+static unsigned access_of(uint64_t spte)
+{
+	return (spte & PT_WRITABLE_MASK ? ACC_WRITE_MASK : 0) | (spte & PT_USER_MASK ? ACC_USER_MASK : 0) |
+	       (spte & PT64_NX_MASK ? 0 : ACC_EXEC_MASK);
+}
+
+static gva_t canonical(const struct observe_walk *w, uint64_t gva)
+{
+	if (w->va_bits == 32)
+		return gva;
+	return (uint64_t)((int64_t)(gva << (64 - w->va_bits)) >> (64 - w->va_bits));
+}
+
+static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int index, uint64_t gva)
+{
+	const struct spte_params *p = &w->kvm->mmu->spte;
+	uint64_t spte = sp->spt[index];
+	struct kvm_translation t = {
+		.vcpu_id = w->vcpu->vcpu_id,
+		.as_id = sp->role.smm ? 1 : 0,
+		.cr3 = w->cr3,
+		.gva = canonical(w, gva),
+		.level = sp->role.level,
+	};
+
+	if (is_mmio_spte(p, spte)) {
+		/* An MMIO spte of an older generation is not a translation: the MMIO fault path
+		 * rechecks it on use (check_mmio_spte) and rebuilds it. */
+		if (!check_mmio_spte(p, spte, w->kvm->memslots[t.as_id]->generation))
+			return;
+		t.mmio = true;
+		t.gpa = get_mmio_spte_gfn(p, spte) << PAGE_SHIFT;
+		t.access = get_mmio_spte_access(p, spte);
+	} else {
+		t.gpa = kvm_mmu_page_get_gfn(sp, index) << PAGE_SHIFT;
+		t.pfn = spte_to_pfn(spte);
+		t.access = access_of(spte);
+	}
+	w->fn(w->ctx, &t);
+}
+
+static void walk_page(struct observe_walk *w, struct kvm_mmu_page *sp, uint64_t base)
+{
+	const struct spte_params *p = &w->kvm->mmu->spte;
+	int shift = PAGE_SHIFT + 9 * (sp->role.level - 1);
+
+	for (int i = 0; i < SPTES_PER_PAGE; i++) {
+		uint64_t spte = sp->spt[i];
+		uint64_t gva = base + ((uint64_t)i << shift);
+
+		if (is_mmio_spte(p, spte) || (is_shadow_present_pte(p, spte) && is_last_spte(spte, sp->role.level))) {
+			report_leaf(w, sp, i, gva);
+			continue;
+		}
+		if (is_shadow_present_pte(p, spte)) {
+			struct kvm_mmu_page *child = page_header(w->kvm, spte & PT64_BASE_ADDR_MASK);
+
+			if (child)
+				walk_page(w, child, gva);
+		}
+	}
+}
+
+static void walk_root(struct observe_walk *w, hpa_t root, uint64_t cr3)
+{
+	struct kvm_mmu *mmu = &w->vcpu->mmu;
+
+	if (!VALID_PAGE(root))
+		return;
+	w->cr3 = cr3;
+	if (root == mmu->pae_root_hpa) {
+		w->va_bits = 32;
+		for (int i = 0; i < 4; i++) {
+			struct kvm_mmu_page *sp;
+
+			if (!(mmu->pae_root[i] & PT_PRESENT_MASK) || !VALID_PAGE(mmu->pae_root[i]))
+				continue;
+			sp = page_header(w->kvm, mmu->pae_root[i] & PT64_BASE_ADDR_MASK);
+			if (sp)
+				walk_page(w, sp, (uint64_t)i << 30);
+		}
+		return;
+	}
+	{
+		struct kvm_mmu_page *sp = page_header(w->kvm, root);
+
+		if (!sp)
+			return;
+		w->va_bits = sp->role.level == PT64_ROOT_5LEVEL ? 57 : 48;
+		walk_page(w, sp, 0);
+	}
+}
+
+static void report_tlb(struct observe_walk *w, const struct hw_tlb_entry *e)
+{
+	struct kvm_translation t = {
+		.from_tlb = true,
+		.vcpu_id = w->vcpu->vcpu_id,
+		.as_id = w->vcpu->arch.smm ? 1 : 0,
+		.cr3 = e->cr3,
+		.gva = e->gva,
+		.level = e->level,
+		.gpa = e->gfn << PAGE_SHIFT,
+		.pfn = e->pfn,
+		.access = e->access,
+	};
+
+	w->fn(w->ctx, &t);
+}
+
+void kvm_mmu_for_each_translation(struct kvm *kvm,
+				  void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx)
+{
+	for (int v = 0; v < kvm->nr_vcpus; v++) {
+		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx };
+		struct kvm_mmu *mmu = &w.vcpu->mmu;
+
+		walk_root(&w, mmu->root_hpa, mmu->root_cr3);
+		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3);
+		/* A pending flush request makes the TLB unusable: KVM's remote flush kicks the
+		 * vCPU, and it flushes before it runs the guest again (vcpu_enter_guest). */
+		if (w.vcpu->requests & KVM_REQ_TLB_FLUSH)
+			continue;
+		for (int i = 0; i < w.vcpu->tlb.n; i++)
+			report_tlb(&w, &w.vcpu->tlb.entries[i]);
+	}
+}
