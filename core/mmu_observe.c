@@ -131,8 +131,9 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
 			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3);
 		/* A pending flush request makes the TLB unusable: KVM's remote flush kicks the
-		 * vCPU, and it flushes before it runs the guest again (vcpu_enter_guest). */
-		if (w.vcpu->requests & KVM_REQ_TLB_FLUSH)
+		 * vCPU, and it flushes before it runs the guest again (vcpu_enter_guest); so does
+		 * a vCPU without a root, since kvm_mmu_load flushes. */
+		if ((w.vcpu->requests & (KVM_REQ_TLB_FLUSH | KVM_REQ_MMU_RELOAD)) || !VALID_PAGE(mmu->root_hpa))
 			continue;
 		for (int i = 0; i < w.vcpu->tlb.n; i++)
 			report_tlb(&w, &w.vcpu->tlb.entries[i]);

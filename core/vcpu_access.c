@@ -24,12 +24,14 @@ bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 }
 
 /* Hardware permission check of a translation with access acc: shadow paging runs the guest
- * with CR0.WP=1 and EFER.NXE=1, and the guest's CR4.SMEP/SMAP. 0 or the error-code bits. */
+ * with CR0.WP=1 and EFER.NXE=1, and the guest's CR4.SMEP/SMAP, which vmx_set_cr4 clears
+ * while the guest has paging off. 0 or the error-code bits. */
 static uint32_t hw_permission_fault(const struct kvm_vcpu *vcpu, const struct cpu_access *a,
 				    unsigned access)
 {
 	bool user = a->cpl == 3, user_page = access & ACC_USER_MASK;
 	bool smap_ok = vcpu->arch.rflags & X86_EFLAGS_AC;
+	uint64_t cr4 = (vcpu->arch.cr0 & X86_CR0_PG) ? vcpu->arch.cr4 : 0;
 
 	if (user && !user_page)
 		return PFERR_PRESENT_MASK;
@@ -37,9 +39,9 @@ static uint32_t hw_permission_fault(const struct kvm_vcpu *vcpu, const struct cp
 		return PFERR_PRESENT_MASK;
 	if (a->kind == CPU_FETCH && !(access & ACC_EXEC_MASK))
 		return PFERR_PRESENT_MASK;
-	if (!user && user_page && a->kind == CPU_FETCH && (vcpu->arch.cr4 & X86_CR4_SMEP))
+	if (!user && user_page && a->kind == CPU_FETCH && (cr4 & X86_CR4_SMEP))
 		return PFERR_PRESENT_MASK;
-	if (!user && user_page && a->kind != CPU_FETCH && (vcpu->arch.cr4 & X86_CR4_SMAP) && !smap_ok)
+	if (!user && user_page && a->kind != CPU_FETCH && (cr4 & X86_CR4_SMAP) && !smap_ok)
 		return PFERR_PRESENT_MASK;
 	return 0;
 }

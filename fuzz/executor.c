@@ -232,7 +232,8 @@ static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op,
 			 res->faults);
 	else if (res->outcome == CPU_SHUTDOWN)
 		snprintf(div->detail, sizeof(div->detail),
-			 "model shut the VM down although its root tables are backed");
+			 "model shut the VM down although its root tables are backed (mode %s, cr3 %#llx)",
+			 paging_mode_name(cpu.mode), (unsigned long long)cpu.cr3);
 	else
 		snprintf(div->detail, sizeof(div->detail),
 			 "the harness's own write through the physmap failed (outcome %d, error %#x)",
@@ -814,6 +815,33 @@ static bool mmio_exit_allowed(struct executor *ex, const struct access_check *ch
 	return check->kind == REF_WRITE && readonly;
 }
 
+/* RULE_KVM_PSE_CHANGE_KEEPS_SHADOW for an access of a 32-bit guest on the shadow MMU: the
+ * answer is the reference's under the other CR4.PSE value. The model used a stale spte
+ * and walked nothing, so neither reference walk keeps its A/D writes. */
+static bool pse_change_allows_access(struct executor *ex, struct ref_engine *engine,
+				     const struct access_check *check, const struct ref_result *ref,
+				     const struct model_access *model)
+{
+	struct access_check flipped = *check;
+	struct model_access expected;
+	struct ref_result other;
+	enum kvm_rule rule;
+	enum check_id failed;
+
+	if (!shadow_mmu(ex) || check->cpu.mode != PAGING_32)
+		return false;
+	flipped.cpu.cr4_pse = !flipped.cpu.cr4_pse;
+	if (ref_check(engine, &flipped.cpu, flipped.cpl, flipped.kind, flipped.gva, &other))
+		return false;
+	checker_expected(&flipped, &other, &expected, &rule);
+	ref_revert_ad_writes(engine, &other);
+	if (!checker_compare(&expected, model, &failed))
+		return false;
+	ref_revert_ad_writes(engine, ref);
+	ex->stats.rule_hits[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW]++;
+	return true;
+}
+
 /* RULE_KVM_MMIO_WRITE_SKIPS_DIRTY: after an MMIO write, a leaf that differs from the
  * reference's only by the D bit the reference set is KVM's; the reference takes it. */
 static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check *check,
@@ -878,7 +906,10 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		apply_mmio_dirty_rule(ex, &check, &ref, &cpu);
 	ex->stats.accesses++;
 	ex->stats.rule_hits[rule]++;
-	if (!checker_compare(&expected, &model, &failed)) {
+	if (!checker_compare(&expected, &model, &failed) &&
+	    pse_change_allows_access(ex, engine, &check, &ref, &model)) {
+		return 0;
+	} else if (!checker_compare(&expected, &model, &failed)) {
 		set_divergence(div, index, op, failed);
 	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, &check, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
@@ -939,6 +970,21 @@ static void check_identity_translation(struct translation_walk *w, const struct 
 		translation_divergence(w, t, "physmap translation has the wrong frame");
 }
 
+/* RULE_KVM_PSE_CHANGE_KEEPS_SHADOW for a translation of a 32-bit guest. */
+static bool pse_change_allows_translation(struct translation_walk *w, const struct model_translation *t)
+{
+	struct ref_cpu_state flipped = w->cpu;
+	struct translation_verdict verdict;
+
+	if (w->cpu.mode != PAGING_32)
+		return false;
+	flipped.cr4_pse = !flipped.cr4_pse;
+	if (!translation_check(w->ex->translations, w->engine, &flipped, t, &verdict))
+		return false;
+	w->ex->stats.rule_hits[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW]++;
+	return true;
+}
+
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 {
 	struct translation_walk *w = ctx;
@@ -970,6 +1016,8 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 		w->ret = fail(ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 		return;
 	}
+	if (pse_change_allows_translation(w, &t))
+		return;
 	translation_divergence(w, &t, translation_fault_name(verdict.fault));
 	{
 		size_t used = strlen(w->div->detail);
@@ -991,11 +1039,20 @@ static int check_translations(struct executor *ex, uint32_t index, const struct 
 	return w.ret;
 }
 
-/* After every op on the shadow MMU: no model crash, every translation allowed. */
+/* After every op on the shadow MMU: the vCPU re-enters the guest (the op was an exit, or
+ * ran while the vCPU was out of the guest), so pending requests take effect now; then no
+ * model crash and every translation allowed. */
 static int after_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	if (!shadow_mmu(ex) || ex->shut_down)
 		return 0;
+	if (!kvm_vcpu_enter_guest(vcpu0(ex)) && !ex->kvm->error.set) {
+		struct cpu_access_result res = { .outcome = CPU_SHUTDOWN };
+		int ret = cpu_failure(ex, index, op, 0, &res, div);
+
+		if (ret || ex->shut_down)
+			return ret;
+	}
 	if (ex->kvm->error.set) {
 		set_divergence(div, index, op, CHECK_MODEL_ERROR);
 		snprintf(div->detail, sizeof(div->detail), "model error: %s", ex->kvm->error.what);

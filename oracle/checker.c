@@ -16,6 +16,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_PSE36_IS_36_BITS] = "KVM_PSE36_IS_36_BITS",
 	[RULE_KVM_ROOT_OUTSIDE_MEMSLOT] = "KVM_ROOT_OUTSIDE_MEMSLOT",
 	[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY] = "KVM_MMIO_WRITE_SKIPS_DIRTY",
+	[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW] = "KVM_PSE_CHANGE_KEEPS_SHADOW",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
