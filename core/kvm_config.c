@@ -13,8 +13,8 @@ static const char *const profile_names[KVM_PROFILE_COUNT] = {
 	[KVM_PROFILE_5_3] = "5.3",
 };
 
-/* Synthetic walker mutants (W*) live in paging code; historical ones (B*) join this table
- * as they are planted. */
+/* Planted bugs: synthetic walker mutants (W*) live in paging code, historical (B*) and
+ * synthetic (S*) shadow-MMU bugs in mmu.c and paging_tmpl.h, each at one branch point. */
 static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 	[KVM_BUG_W1_SMAP_IGNORES_AC] = {
 		.id = "W1",
@@ -41,6 +41,55 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "EFER.NX=0 does not make bit 63 reserved (reset_rsvds_bits_mask exb)",
 		.origin = "synthetic",
 		.caught_by = "walker vs reference error code (RSVD)",
+	},
+	[KVM_BUG_B4_MMIO_CACHE_NO_GENERATION] = {
+		.id = "B4",
+		.summary = "vcpu_match_mmio_gva/gpa ignore the memslot generation: a gva cached as "
+			   "MMIO stays MMIO after a memslot gives its gfn memory",
+		.origin = "kvm: x86: fix stale mmio cache bug, 56f17dd3fbc4 (2014)",
+		.caught_by = "mmio check (an MMIO exit for a gpa that has memory)",
+	},
+	[KVM_BUG_B9_ZAP_MEMSLOT_WITHOUT_RMAPS] = {
+		.id = "B9",
+		.summary = "K51 memslot zap (4e103134b862) without the rmap step: leaf sptes in "
+			   "pages whose gfn lies outside the slot keep mapping its frames (variant A)",
+		.origin = "KVM: x86/mmu: Zap only the relevant pages when removing a memslot, "
+			  "4e103134b862 (v5.1), reverted d012a06ab1d2",
+		.caught_by = "translation check (wrong-frame)",
+	},
+	[KVM_BUG_B13_SINGLE_PT_ACCESS] = {
+		.id = "B13",
+		.summary = "FNAME(fetch) gives every indirect page walker->pt_access, the AND of all "
+			   "non-leaf levels, instead of the access inherited above its own level",
+		.origin = "fixed by b1bd5cba3306 (2021, stable to 4.9)",
+		.caught_by = "access outcome / translation check (too-permissive)",
+	},
+	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
+		.id = "B21",
+		.summary = "the page role lacks smap_andnot_wp: pages built under CR0.WP=0 (user "
+			   "pages made supervisor) are reused after CR4.SMAP is set",
+		.origin = "fixed by KVM: MMU: fix SMAP virtualization, 0be0226f07d1 (2015)",
+		.caught_by = "access outcome (SMAP #PF missing)",
+	},
+	[KVM_BUG_S1_NO_LEVEL1_WRITE_PROTECT] = {
+		.id = "S1",
+		.summary = "kvm_mmu_get_page skips rmap_write_protect of a new level-1 page: "
+			   "writable sptes to the guest table survive",
+		.origin = "synthetic",
+		.caught_by = "translation check (stale spte after an untrapped table write)",
+	},
+	[KVM_BUG_S6_NO_CR0_WP_ROLE] = {
+		.id = "S6",
+		.summary = "the page role drops cr0_wp: pages built under CR0.WP=0 are reused "
+			   "after CR0.WP=1",
+		.origin = "synthetic",
+		.caught_by = "access outcome (supervisor write to a read-only page succeeds)",
+	},
+	[KVM_BUG_S9_NO_FLUSH_ON_COMMIT] = {
+		.id = "S9",
+		.summary = "kvm_mmu_commit_zap_page frees zapped pages without the remote TLB flush",
+		.origin = "synthetic",
+		.caught_by = "translation check (TLB entry with a stale frame)",
 	},
 };
 

@@ -625,7 +625,8 @@ static void kvm_mmu_commit_zap_page(struct kvm *kvm, struct kvm_mmu_page_list *i
 
 	if (TAILQ_EMPTY(invalid_list))
 		return;
-	kvm_flush_remote_tlbs(kvm);
+	if (!kvm_bug(&kvm->config, KVM_BUG_S9_NO_FLUSH_ON_COMMIT))
+		kvm_flush_remote_tlbs(kvm);
 	while ((sp = TAILQ_FIRST(invalid_list))) {
 		TAILQ_REMOVE(invalid_list, sp, link);
 		TAILQ_INSERT_HEAD(&kvm->mmu->active_mmu_pages, sp, link);
@@ -706,6 +707,8 @@ static void kvm_mmu_zap_memslot_pages(struct kvm *kvm, struct kvm_memory_slot *s
 	for (int level = PT_PAGE_TABLE_LEVEL; level <= PT_PDPE_LEVEL; level++) {
 		uint64_t n = gfn_to_index(slot->base_gfn + slot->npages - 1, slot->base_gfn, level) + 1;
 
+		if (kvm_bug(&kvm->config, KVM_BUG_B9_ZAP_MEMSLOT_WITHOUT_RMAPS))
+			break;
 		for (uint64_t i = 0; i < n; i++) {
 			struct kvm_rmap_head *head = &slot->arch.rmap[level - 1][i];
 			struct rmap_iterator iter;
@@ -811,7 +814,8 @@ struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t ga
 		return sp;
 	/* Write-protect before the page is used, so its contents match the guest table. */
 	account_shadowed(kvm, sp);
-	if (level == PT_PAGE_TABLE_LEVEL && rmap_write_protect(vcpu, gfn))
+	if (level == PT_PAGE_TABLE_LEVEL && !kvm_bug(&kvm->config, KVM_BUG_S1_NO_LEVEL1_WRITE_PROTECT) &&
+	    rmap_write_protect(vcpu, gfn))
 		kvm_flush_remote_tlbs(kvm);
 	return sp;
 }
@@ -1352,6 +1356,8 @@ void vcpu_cache_mmio_info(struct kvm_vcpu *vcpu, gva_t gva, gfn_t gfn, unsigned 
 
 static bool vcpu_match_mmio_gen(const struct kvm_vcpu *vcpu)
 {
+	if (kvm_bug(&vcpu->kvm->config, KVM_BUG_B4_MMIO_CACHE_NO_GENERATION))
+		return true;
 	return vcpu->mmio_gen == vcpu->kvm->memslots[0]->generation;
 }
 

@@ -179,10 +179,11 @@ static union kvm_mmu_page_role shadow_base_role(const struct kvm_vcpu *vcpu, enu
 
 	role.access = ACC_ALL;
 	role.nxe = is_nx(vcpu);
-	role.cr0_wp = wp;
+	role.cr0_wp = wp && !kvm_bug(&vcpu->kvm->config, KVM_BUG_S6_NO_CR0_WP_ROLE);
 	role.smm = vcpu->arch.smm;
 	role.smep_andnot_wp = (vcpu->arch.cr4 & X86_CR4_SMEP) && !wp;
-	role.smap_andnot_wp = (vcpu->arch.cr4 & X86_CR4_SMAP) && !wp;
+	role.smap_andnot_wp = (vcpu->arch.cr4 & X86_CR4_SMAP) && !wp &&
+			      !kvm_bug(&vcpu->kvm->config, KVM_BUG_B21_NO_SMAP_ANDNOT_WP);
 	role.direct = mode == PAGING_NONE;
 	role.gpte_is_8_bytes = is_pae(vcpu);
 	if (mode == PAGING_5LEVEL)

@@ -24,6 +24,9 @@ struct guest_walker {
 	gpa_t pte_gpa[PT_MAX_FULL_LEVELS];
 	bool pte_writable[PT_MAX_FULL_LEVELS];
 	unsigned pt_access;  /* access of the last non-leaf accumulation (ACC_*) */
+	/* [level - 1]: access of the path above the entry at level, i.e. what a table below
+	 * that entry inherits (b1bd5cba3306; bug B13 used pt_access for every level). */
+	unsigned pt_access_level[PT_MAX_FULL_LEVELS];
 	unsigned pte_access; /* full accumulation (ACC_*) */
 	gfn_t gfn;
 	struct x86_exception fault;

@@ -190,6 +190,7 @@ retry_walk:
 			return FNAME(walk_error)(vcpu, walker, addr, access,
 						 PFERR_RSVD_MASK | PFERR_PRESENT_MASK);
 		walker->ptes[walker->level - 1] = pte;
+		walker->pt_access_level[walker->level - 1] = FNAME(gpte_access)(pt_access ^ PT_WALK_NX_MASK);
 	} while (!FNAME(is_last_gpte)(mmu, walker->level, pte));
 
 	accessed_dirty = pte_access & PT_ACCESSED_MASK;
@@ -237,7 +238,8 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 {
 	const struct spte_params *p = &vcpu->kvm->mmu->spte;
 	struct kvm_shadow_walk_iterator it;
-	unsigned direct_access = gw->pte_access, access = gw->pt_access;
+	unsigned direct_access = gw->pte_access;
+	bool b13 = kvm_bug(&vcpu->kvm->config, KVM_BUG_B13_SINGLE_PT_ACCESS);
 	int top_level = vcpu->mmu.root_level;
 
 	if (top_level == PT32E_ROOT_LEVEL)
@@ -252,6 +254,8 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 		clear_sp_write_flooding_count(vcpu, it.sptep);
 		drop_large_spte(vcpu, it.sptep);
 		if (!is_shadow_present_pte(p, *it.sptep)) {
+			unsigned access = b13 ? gw->pt_access : gw->pt_access_level[it.level - 2];
+
 			sp = kvm_mmu_get_page(vcpu, gw->table_gfn[it.level - 2], addr, it.level - 1,
 					      false, access);
 			if (!sp)

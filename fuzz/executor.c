@@ -1208,21 +1208,27 @@ int executor_run(struct executor *ex, const struct program *prog, struct diverge
 	return executor_finish(ex, prog, div);
 }
 
+/* Checks whose report compares the model's answer for an access with the allowed one. */
+static bool check_compares_answers(enum check_id check)
+{
+	return check == CHECK_OUTCOME || check == CHECK_ERROR_CODE || check == CHECK_CR2 ||
+	       check == CHECK_GPA || check == CHECK_MMIO;
+}
+
 void divergence_print(const struct divergence *div, FILE *out)
 {
 	char op_text[160], model[96], expected[96];
 
 	op_format_in_mode(&div->op, div->mode, op_text, sizeof(op_text));
 	fprintf(out, "DIVERGENCE (%s) at op %u: %s\n", check_name(div->check), div->op_index, op_text);
-	if (div->check != CHECK_MEMORY || div->gva) {
+	if (div->gva)
+		fprintf(out, "  gva:      %#llx\n", (unsigned long long)div->gva);
+	if (check_compares_answers(div->check) && div->op.kind == OP_ACCESS) {
 		model_access_format(&div->model, model, sizeof(model));
 		model_access_format(&div->expected, expected, sizeof(expected));
-		if (div->check != CHECK_PDPTE_LOAD) {
-			fprintf(out, "  gva:      %#llx\n", (unsigned long long)div->gva);
-			fprintf(out, "  model:    %s\n", model);
-			fprintf(out, "  allowed:  %s%s%s\n", expected,
-				div->rule ? " by rule " : "", div->rule ? kvm_rule_name(div->rule) : "");
-		}
+		fprintf(out, "  model:    %s\n", model);
+		fprintf(out, "  allowed:  %s%s%s\n", expected, div->rule ? " by rule " : "",
+			div->rule ? kvm_rule_name(div->rule) : "");
 	}
 	if (div->detail[0])
 		fprintf(out, "  %s\n", div->detail);
