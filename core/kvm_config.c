@@ -14,7 +14,9 @@ static const char *const profile_names[KVM_PROFILE_COUNT] = {
 };
 
 /* Planted bugs: synthetic walker mutants (W*) live in paging code, historical (B*) and
- * synthetic (S*) shadow-MMU bugs in mmu.c and paging_tmpl.h, each at one branch point. */
+ * synthetic (S*) shadow-MMU bugs in mmu.c and paging_tmpl.h, each at one branch point.
+ * Every profile models its kernel with these fixed, even where the fix came later (B1 in
+ * K420, B13 in all): the switch puts the kernel's original code back. */
 static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 	[KVM_BUG_W1_SMAP_IGNORES_AC] = {
 		.id = "W1",
@@ -41,6 +43,15 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "EFER.NX=0 does not make bit 63 reserved (reset_rsvds_bits_mask exb)",
 		.origin = "synthetic",
 		.caught_by = "walker vs reference error code (RSVD)",
+	},
+	[KVM_BUG_B1_WRAP_IN_ONE_AS_ONLY] = {
+		.id = "B1",
+		.summary = "MMIO generation wrap detected only when (gen & mask) == 0: an address "
+			   "space whose generations never reach 0 (K420 AS0 starts at -150) never "
+			   "zaps, and old MMIO sptes match again after a wrap",
+		.origin = "fixed by KVM: x86/mmu: Detect MMIO generation wrap in any address "
+			  "space (v5.1)",
+		.caught_by = "translation check (wrong-frame: MMIO spte for memory) / mmio check",
 	},
 	[KVM_BUG_B4_MMIO_CACHE_NO_GENERATION] = {
 		.id = "B4",
@@ -77,6 +88,13 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "writable sptes to the guest table survive",
 		.origin = "synthetic",
 		.caught_by = "translation check (stale spte after an untrapped table write)",
+	},
+	[KVM_BUG_S2_NO_UNACCOUNT_SHADOWED] = {
+		.id = "S2",
+		.summary = "kvm_mmu_prepare_zap_page forgets unaccount_shadowed: a zapped table's "
+			   "gfn stays write-tracked and blocks large pages",
+		.origin = "synthetic",
+		.caught_by = "core's auditor (gfn_track / disallow_lpage / indirect_shadow_pages)",
 	},
 	[KVM_BUG_S6_NO_CR0_WP_ROLE] = {
 		.id = "S6",

@@ -161,20 +161,24 @@ static void kvm_free_memslot(struct kvm_memory_slot *slot, const struct kvm_memo
 
 /* A level-sized frame may be mapped large only if it lies wholly inside the slot and gfn
  * and hva agree modulo the frame size. */
-static void init_disallow_lpage(const struct kvm_memory_slot *slot, struct kvm_lpage_info *linfo,
-				uint64_t lpages, int level)
+bool memslot_lpage_misaligned(const struct kvm_memory_slot *slot, uint64_t index, int level)
 {
 	gfn_t mask = KVM_PAGES_PER_HPAGE(level) - 1;
 	gfn_t ugfn = slot->userspace_addr >> PAGE_SHIFT;
+	uint64_t last = gfn_to_index(slot->base_gfn + slot->npages - 1, slot->base_gfn, level);
 
-	if (slot->base_gfn & mask)
-		linfo[0].disallow_lpage = 1;
-	if ((slot->base_gfn + slot->npages) & mask)
-		linfo[lpages - 1].disallow_lpage = 1;
-	if ((slot->base_gfn ^ ugfn) & mask) {
-		for (uint64_t i = 0; i < lpages; i++)
-			linfo[i].disallow_lpage = 1;
-	}
+	if (index == 0 && (slot->base_gfn & mask))
+		return true;
+	if (index == last && ((slot->base_gfn + slot->npages) & mask))
+		return true;
+	return (slot->base_gfn ^ ugfn) & mask;
+}
+
+static void init_disallow_lpage(const struct kvm_memory_slot *slot, struct kvm_lpage_info *linfo,
+				uint64_t lpages, int level)
+{
+	for (uint64_t i = 0; i < lpages; i++)
+		linfo[i].disallow_lpage = memslot_lpage_misaligned(slot, i, level);
 }
 
 static int alloc_level_metadata(struct kvm_memory_slot *slot, int level)

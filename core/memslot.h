@@ -132,6 +132,8 @@ kvm_pfn_t __gfn_to_pfn_memslot(struct kvm *kvm, const struct kvm_memory_slot *sl
 
 /* Large-page metadata (spec §1.5): counter for the level-sized frame containing gfn. */
 struct kvm_lpage_info *lpage_info_slot(gfn_t gfn, const struct kvm_memory_slot *slot, int level);
+/* The misalignment part of disallow_lpage (kvm_arch_create_memslot) for frame index. */
+bool memslot_lpage_misaligned(const struct kvm_memory_slot *slot, uint64_t index, int level);
 /* Index of gfn's level-sized frame in the slot's per-level arrays. */
 uint64_t gfn_to_index(gfn_t gfn, gfn_t base_gfn, int level);
 

@@ -600,7 +600,8 @@ static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 {
 	kvm_mmu_page_unlink_children(kvm, sp);
 	kvm_mmu_unlink_parents(kvm, sp);
-	if (!sp->role.invalid && !sp->role.direct)
+	if (!sp->role.invalid && !sp->role.direct &&
+	    !kvm_bug(&kvm->config, KVM_BUG_S2_NO_UNACCOUNT_SHADOWED))
 		unaccount_shadowed(kvm, sp);
 	sp->unsync = false;
 	kvm->mmu->stat_pages_zapped++;
@@ -749,15 +750,18 @@ static void kvm_mmu_flush_shadow_memslot(struct kvm *kvm, struct kvm_memory_slot
 static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
 {
 	uint64_t mask = kvm->mmu->spte.mmio_gen_mask;
+	/* The bits that tell address spaces apart: bit 1 in K420 (bit 0 is "update in
+	 * progress", installs add 4), bit 0 in K51+ (installs add 2). */
+	uint64_t as_bits = kvm->config.profile == KVM_PROFILE_4_20 ? 3 : KVM_ADDRESS_SPACE_NUM - 1;
 
-	if (kvm->config.profile == KVM_PROFILE_4_20) {
-		if ((gen & mask) == 0)
-			kvm_mmu_zap_all_fast(kvm);
+	/* B1 fix: a wrap counts in any address space, whatever its generation offset. */
+	if (!kvm_bug(&kvm->config, KVM_BUG_B1_WRAP_IN_ONE_AS_ONLY))
+		mask &= ~as_bits;
+	if (gen & mask)
 		return;
-	}
-	/* K51+: detect the wrap in any address space (B1 fix): ignore the AS bit. */
-	gen &= mask & ~(uint64_t)(KVM_ADDRESS_SPACE_NUM - 1);
-	if (gen == 0)
+	if (kvm->config.profile == KVM_PROFILE_4_20)
+		kvm_mmu_zap_all_fast(kvm);
+	else
 		__kvm_mmu_zap_all(kvm, true);
 }
 

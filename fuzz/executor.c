@@ -9,6 +9,7 @@
 #include "../core/kvm_host.h"
 #include "../core/memslot.h"
 #include "../core/mmu.h"
+#include "../core/mmu_audit.h"
 #include "../core/mmu_observe.h"
 #include "../core/paging.h"
 #include "../core/vcpu_access.h"
@@ -28,6 +29,7 @@ struct slot_record {
 struct executor {
 	struct kvm_config config;
 	enum exec_model model;
+	bool audit_every_op;
 	struct translation_checker *translations;
 	struct host_memory *host;
 	struct kvm *kvm;
@@ -97,6 +99,7 @@ void executor_free(struct executor *ex)
 }
 
 const struct executor_stats *executor_stats(const struct executor *ex) { return &ex->stats; }
+void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
 const char *executor_error(const struct executor *ex) { return ex->error; }
 
 static struct kvm_vcpu *vcpu0(struct executor *ex) { return &ex->kvm->vcpus[0]; }
@@ -662,6 +665,19 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 	return 0;
 }
 
+/* INVLPG: the guest drops its translation of gva (the TLB allowance ends there); KVM's
+ * kvm_mmu_invlpg (a no-op for a non-canonical address) flushes it from the hardware TLB. */
+static void op_invlpg(struct executor *ex, const struct op *op)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+
+	if (is_noncanonical_address(op->invlpg.gva, vcpu))
+		return;
+	translation_checker_invlpg(ex->translations, vcpu->vcpu_id, op->invlpg.gva);
+	if (shadow_mmu(ex))
+		kvm_mmu_invlpg(vcpu, op->invlpg.gva);
+}
+
 /* ---- accesses ---- */
 
 static enum ref_access_kind ref_kind(uint8_t kind)
@@ -1039,6 +1055,18 @@ static int check_translations(struct executor *ex, uint32_t index, const struct 
 	return w.ret;
 }
 
+/* core's auditor; 1 with div filled on a broken invariant. */
+static int audit(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	char what[sizeof(div->detail)];
+
+	if (!shadow_mmu(ex) || kvm_mmu_audit(ex->kvm, what, sizeof(what)))
+		return 0;
+	set_divergence(div, index, op, CHECK_INVARIANT);
+	snprintf(div->detail, sizeof(div->detail), "%s", what);
+	return 1;
+}
+
 /* After every op on the shadow MMU: the vCPU re-enters the guest (the op was an exit, or
  * ran while the vCPU was out of the guest), so pending requests take effect now; then no
  * model crash and every translation allowed. */
@@ -1058,6 +1086,8 @@ static int after_op(struct executor *ex, uint32_t index, const struct op *op, st
 		snprintf(div->detail, sizeof(div->detail), "model error: %s", ex->kvm->error.what);
 		return 1;
 	}
+	if (ex->audit_every_op && audit(ex, index, op, div))
+		return 1;
 	return check_translations(ex, index, op, div);
 }
 
@@ -1129,6 +1159,15 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		return op_map(ex, index, op, div);
 	case OP_ACCESS:
 		return op_access(ex, index, op, div);
+	case OP_INVLPG:
+		op_invlpg(ex, op);
+		return 0;
+	case OP_GEN_JUMP:
+		kvm_memslots_jump_generation(ex->kvm, op->gen_jump.as_id, op->gen_jump.count);
+		return 0;
+	case OP_SMM:
+		ex->stats.smm_unsupported++;
+		return 0;
 	default:
 		return fail(ex, "op %u: unknown kind %u", index, op->kind);
 	}
@@ -1183,12 +1222,17 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div)
 {
 	static const struct op no_op;
+	const struct op *last = prog->n_ops ? &prog->ops[prog->n_ops - 1] : &no_op;
+	uint32_t last_index = prog->n_ops ? prog->n_ops - 1 : 0;
 	hva_t bad_hva;
 
+	/* After a shutdown the model's state is dead: KVM left it as it was when it gave up
+	 * (e.g. a PAE root half allocated by mmu_alloc_shadow_roots). */
+	if (!ex->shut_down && audit(ex, last_index, last, div))
+		return 1;
 	if (compare_all_memory(ex, &bad_hva))
 		return 0;
-	set_divergence(div, prog->n_ops ? prog->n_ops - 1 : 0,
-		       prog->n_ops ? &prog->ops[prog->n_ops - 1] : &no_op, CHECK_MEMORY);
+	set_divergence(div, last_index, last, CHECK_MEMORY);
 	snprintf(div->detail, sizeof(div->detail),
 		 "guest memory differs in the page at hva %#llx (checked after the last op)",
 		 (unsigned long long)bad_hva);

@@ -34,6 +34,7 @@ struct executor_stats {
 	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */
 	uint64_t pke_ignored;   /* CR4.PKE requests: no PKU under shadow paging (#GP) */
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
+	uint64_t smm_unsupported;   /* smm ops: SMM entry/exit is not modelled yet */
 };
 
 #define DIVERGENCE_DETAIL_MAX 2048
@@ -63,6 +64,10 @@ int executor_run(struct executor *ex, const struct program *prog, struct diverge
 int executor_begin(struct executor *ex);
 int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div);
 int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div);
+
+/* Run core's auditor (spec §7 structural invariants) after every op, not only at the end
+ * of each program. Costs time proportional to memslot sizes. */
+void executor_set_audit(struct executor *ex, bool every_op);
 
 const struct executor_stats *executor_stats(const struct executor *ex);
 const char *executor_error(const struct executor *ex);

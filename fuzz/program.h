@@ -22,6 +22,10 @@
 #define PROG_HARNESS_SLOT_ID 508
 /* Every memslot's host range [hva, hva + size) stays below this. */
 #define PROG_HVA_LIMIT 0x00007ffffffff000ull
+/* The longest generation jump. The MMIO generation in sptes (19 bits of a generation that
+ * moves 2 per install in K51+, 20 bits moving 4 in K420) wraps every 2^18 installs, so
+ * longer jumps reach nothing new. */
+#define PROG_MAX_GEN_JUMP (1u << 20)
 
 enum op_kind {
 	OP_MODE,          /* mode none|32|pae|4level|5level */
@@ -35,6 +39,9 @@ enum op_kind {
 	OP_PTE,           /* pte T1[5] = 0x200067: write one guest paging entry */
 	OP_MAP,           /* map 0x40000000 -> 0x200000 size=4K leaf=P|W|U|A|D upper=P|W|U */
 	OP_ACCESS,        /* read|write|fetch 0x40000123 [user] */
+	OP_INVLPG,        /* invlpg 0x40000000 */
+	OP_GEN_JUMP,      /* generation as=0 jump=524288: that many flag-neutral memslot updates */
+	OP_SMM,           /* smm enter|leave: the vCPU's memslots become address space 1|0 */
 	OP_KIND_COUNT
 };
 
@@ -97,6 +104,16 @@ struct op {
 			uint8_t cpl;  /* 0 or 3 */
 			uint64_t gva;
 		} access;
+		struct {
+			uint64_t gva;
+		} invlpg;
+		struct {
+			uint8_t as_id;  /* 0 or 1 */
+			uint32_t count; /* 1..PROG_MAX_GEN_JUMP */
+		} gen_jump;
+		struct {
+			uint8_t enter; /* 1 enter SMM, 0 leave it */
+		} smm;
 	};
 };
 
@@ -107,14 +124,18 @@ struct program {
 
 /* Rules every op of a program follows besides the ranges noted in struct op. They depend
  * on the paging mode and CR3 table in force before the op (a program starts in PAGING_NONE
- * with CR3 = T0); program_decode produces only such ops and program_parse accepts only
- * them. Gvas of maps and accesses satisfy gva_fits_mode and not gva_is_harness_reserved
- * (oracle/harness_layout.h). A pte write never targets index HARNESS_ROOT_INDEX of the
- * CR3 table, and its value fits the entry. A map's gva and gpa are aligned to its page
- * size, its gpa lies in [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT) (below 4 GiB for a 4K page of
- * 4-byte entries). A memslot's gpa (set, move) lies in [HARNESS_GPA_LIMIT,
- * PROG_GPA_LIMIT), and a set has gpa + size <= PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE
- * and hva + size < PROG_HVA_LIMIT; fields an op kind does not use are zero. */
+ * with CR3 = T0, outside SMM); program_decode produces only such ops and program_parse
+ * accepts only them. Gvas of maps, accesses and invlpgs satisfy gva_fits_mode and not
+ * gva_is_harness_reserved (oracle/harness_layout.h); in 4/5-level mode an access or invlpg
+ * gva may be non-canonical (an access #GPs, INVLPG does nothing). A pte write never
+ * targets index HARNESS_ROOT_INDEX of the CR3 table, and its value fits the entry. A map's
+ * gva and gpa are aligned to its page size, its gpa lies in [HARNESS_GPA_LIMIT,
+ * PROG_GPA_LIMIT) (below 4 GiB for a 4K page of 4-byte entries). A memslot's gpa (set,
+ * move) lies in [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT), and a set has gpa + size <=
+ * PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE and hva + size < PROG_HVA_LIMIT; fields an
+ * op kind does not use are zero. SMM changes neither the mode nor the CR3 table the rules
+ * follow, and an smm op is valid anywhere: entering SMM while in it, or leaving it while
+ * outside, changes nothing. */
 /* The mode whose table format and gva rules a map op follows: the current one, or 4-level
  * while paging is off (a guest builds its tables before it enables paging). */
 static inline enum paging_mode prog_map_mode(enum paging_mode mode)

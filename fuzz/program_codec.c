@@ -449,6 +449,68 @@ static uint64_t noncanonical_bit(enum paging_mode mode)
 	return mode == PAGING_5LEVEL ? 1ull << 57 : 1ull << 48;
 }
 
+/* Gva of an access or invlpg (4 bytes): a gva field for the page, then an offset field
+ * whose bits 0-11 are the byte in the page and whose bits 12-15, all set, make a 4/5-level
+ * gva non-canonical. */
+static uint64_t paged_gva_decode(enum paging_mode mode, const uint8_t *r)
+{
+	uint16_t page = (uint16_t)take(&r, 2), offset = (uint16_t)take(&r, 2);
+	uint64_t gva = gva_decode(mode, page) | (offset & 0xfff);
+
+	if (mode >= PAGING_4LEVEL && offset >> 12 == 0xf)
+		gva ^= noncanonical_bit(mode);
+	return gva;
+}
+
+static bool paged_gva_encode(enum paging_mode mode, uint64_t gva, uint8_t *r)
+{
+	uint64_t page = gva & PAGE_MASK, offset = gva & ~PAGE_MASK;
+	uint16_t w;
+
+	if (mode >= PAGING_4LEVEL && !gva_encode(mode, page, &w)) {
+		page ^= noncanonical_bit(mode);
+		offset |= 0xf000;
+	}
+	if (!gva_encode(mode, page, &w))
+		return false;
+	put(&r, w, 2);
+	put(&r, offset, 2);
+	return true;
+}
+
+#define GEN_JUMP_SMALL 64
+#define GEN_JUMP_CHOICES 128
+
+/* Generation-jump choice (7 bits): below 64 a count of 1..64, else one of the five counts
+ * within 2 of 2^8 .. 2^20, capped at PROG_MAX_GEN_JUMP. The MMIO generation wraps at a
+ * power of two and starts a few dozen installs before a wrap in K420; a big jump then a
+ * small one lands on any install near a wrap. */
+static uint32_t gen_jump_count_decode(unsigned choice)
+{
+	unsigned near;
+	uint64_t count;
+
+	if (choice < GEN_JUMP_SMALL)
+		return choice + 1;
+	near = choice - GEN_JUMP_SMALL;
+	count = (1ull << (8 + near / 5)) + near % 5 - 2;
+	return count < PROG_MAX_GEN_JUMP ? (uint32_t)count : PROG_MAX_GEN_JUMP;
+}
+
+static bool gen_jump_count_encode(uint32_t count, unsigned *choice)
+{
+	for (*choice = 0; *choice < GEN_JUMP_CHOICES; (*choice)++)
+		if (gen_jump_count_decode(*choice) == count)
+			return true;
+	return false;
+}
+
+/* Any count to 1..PROG_MAX_GEN_JUMP: 0 becomes the maximum, larger ones fold. */
+static uint32_t clamp_gen_jump_count(uint64_t count)
+{
+	return (uint32_t)((count - 1) % PROG_MAX_GEN_JUMP + 1);
+}
+
 /* ---- records, one decoder and one encoder per opcode variant ---- */
 
 /* MODE [mode % 5] */
@@ -741,36 +803,17 @@ static bool map_raw_encode(const struct op *op, const struct decode_ctx *ctx, ui
 	return true;
 }
 
-/* ACCESS [kind/cpl:1][gva:2][offset:2, bits 0-11; bits 12-15 all set: non-canonical] */
+/* ACCESS [kind/cpl:1][gva:2][offset:2] (paged_gva_decode) */
 static void access_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
 {
-	uint16_t gva, offset;
-
 	access_kind_decode(r[0], op);
-	r++;
-	gva = (uint16_t)take(&r, 2);
-	offset = (uint16_t)take(&r, 2);
-	op->access.gva = gva_decode(ctx->mode, gva) | (offset & 0xfff);
-	if (ctx->mode >= PAGING_4LEVEL && offset >> 12 == 0xf)
-		op->access.gva ^= noncanonical_bit(ctx->mode);
+	op->access.gva = paged_gva_decode(ctx->mode, r + 1);
 }
 
 static bool access_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
 {
-	uint64_t page = op->access.gva & PAGE_MASK, offset = op->access.gva & ~PAGE_MASK;
-	uint16_t gva;
-
-	if (ctx->mode >= PAGING_4LEVEL && !gva_encode(ctx->mode, page, &gva)) {
-		page ^= noncanonical_bit(ctx->mode);
-		offset |= 0xf000;
-	}
-	if (!gva_encode(ctx->mode, page, &gva))
-		return false;
 	r[0] = access_kind_encode(op);
-	r++;
-	put(&r, gva, 2);
-	put(&r, offset, 2);
-	return true;
+	return paged_gva_encode(ctx->mode, op->access.gva, r + 1);
 }
 
 /* ACCESS raw [kind/cpl:1][gva:8] */
@@ -789,6 +832,74 @@ static bool access_raw_encode(const struct op *op, const struct decode_ctx *ctx,
 	return true;
 }
 
+/* INVLPG [gva:2][offset:2] (paged_gva_decode) */
+static void invlpg_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->invlpg.gva = paged_gva_decode(ctx->mode, r);
+}
+
+static bool invlpg_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	return paged_gva_encode(ctx->mode, op->invlpg.gva, r);
+}
+
+/* INVLPG raw [gva:8] */
+static void invlpg_raw_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->invlpg.gva = clamp_gva(ctx->mode, take(&r, 8));
+}
+
+static bool invlpg_raw_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	put(&r, op->invlpg.gva, 8);
+	return true;
+}
+
+/* GEN_JUMP [bits 0-6 count choice (gen_jump_count_decode), bit 7 address space] */
+static void gen_jump_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->gen_jump.count = gen_jump_count_decode(r[0] % GEN_JUMP_CHOICES);
+	op->gen_jump.as_id = r[0] >> 7;
+}
+
+static bool gen_jump_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	unsigned choice;
+
+	if (!gen_jump_count_encode(op->gen_jump.count, &choice))
+		return false;
+	r[0] = (uint8_t)(choice | op->gen_jump.as_id << 7);
+	return true;
+}
+
+/* GEN_JUMP raw [address space, bit 0][count:3] */
+static void gen_jump_raw_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->gen_jump.as_id = r[0] & 1;
+	r++;
+	op->gen_jump.count = clamp_gen_jump_count(take(&r, 3));
+}
+
+static bool gen_jump_raw_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	r[0] = op->gen_jump.as_id;
+	r++;
+	put(&r, op->gen_jump.count, 3);
+	return true;
+}
+
+/* SMM [enter, bit 0] */
+static void smm_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->smm.enter = r[0] & 1;
+}
+
+static bool smm_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	r[0] = op->smm.enter;
+	return true;
+}
+
 /* ---- the opcode table ---- */
 
 struct record_format {
@@ -801,25 +912,31 @@ struct record_format {
 };
 
 /* Biased variants come before the raw variant of the same kind: the encoder takes the
- * first that reproduces the op. */
+ * first that reproduces the op. The comments give each variant's opcode values, as the
+ * table in docs/program-language.md does. */
 static const struct record_format formats[] = {
-	{ OP_MODE, 14, 1, mode_decode, mode_encode },
-	{ OP_CONTROL, 12, 2, control_decode, control_encode },
-	{ OP_PKRU, 6, 4, pkru_decode, pkru_encode },
-	{ OP_CR3, 16, 1, cr3_decode, cr3_encode },
-	{ OP_MEMSLOT_SET, 16, 8, slot_set_decode, slot_set_encode },
-	{ OP_MEMSLOT_SET, 4, 22, slot_set_raw_decode, slot_set_raw_encode },
-	{ OP_MEMSLOT_DELETE, 8, 2, slot_delete_decode, slot_delete_encode },
-	{ OP_MEMSLOT_MOVE, 6, 4, slot_move_decode, slot_move_encode },
-	{ OP_MEMSLOT_MOVE, 2, 7, slot_move_raw_decode, slot_move_raw_encode },
-	{ OP_MEMSLOT_FLAGS, 8, 3, slot_flags_op_decode, slot_flags_op_encode },
-	{ OP_MEMSLOT_FLAGS, 2, 6, slot_flags_raw_decode, slot_flags_raw_encode },
-	{ OP_PTE, 40, 7, pte_decode, pte_encode },
-	{ OP_PTE, 8, 11, pte_raw_decode, pte_raw_encode },
-	{ OP_MAP, 48, 8, map_decode, map_encode },
-	{ OP_MAP, 6, 25, map_raw_decode, map_raw_encode },
-	{ OP_ACCESS, 56, 5, access_decode, access_encode },
-	{ OP_ACCESS, 4, 9, access_raw_decode, access_raw_encode },
+	{ OP_MODE, 13, 1, mode_decode, mode_encode },                             /* 0-12 */
+	{ OP_CONTROL, 11, 2, control_decode, control_encode },                    /* 13-23 */
+	{ OP_PKRU, 6, 4, pkru_decode, pkru_encode },                              /* 24-29 */
+	{ OP_CR3, 14, 1, cr3_decode, cr3_encode },                                /* 30-43 */
+	{ OP_MEMSLOT_SET, 15, 8, slot_set_decode, slot_set_encode },              /* 44-58 */
+	{ OP_MEMSLOT_SET, 4, 22, slot_set_raw_decode, slot_set_raw_encode },      /* 59-62 */
+	{ OP_MEMSLOT_DELETE, 8, 2, slot_delete_decode, slot_delete_encode },      /* 63-70 */
+	{ OP_MEMSLOT_MOVE, 6, 4, slot_move_decode, slot_move_encode },            /* 71-76 */
+	{ OP_MEMSLOT_MOVE, 2, 7, slot_move_raw_decode, slot_move_raw_encode },    /* 77-78 */
+	{ OP_MEMSLOT_FLAGS, 8, 3, slot_flags_op_decode, slot_flags_op_encode },   /* 79-86 */
+	{ OP_MEMSLOT_FLAGS, 2, 6, slot_flags_raw_decode, slot_flags_raw_encode }, /* 87-88 */
+	{ OP_PTE, 36, 7, pte_decode, pte_encode },                                /* 89-124 */
+	{ OP_PTE, 8, 11, pte_raw_decode, pte_raw_encode },                        /* 125-132 */
+	{ OP_MAP, 44, 8, map_decode, map_encode },                                /* 133-176 */
+	{ OP_MAP, 6, 25, map_raw_decode, map_raw_encode },                        /* 177-182 */
+	{ OP_ACCESS, 51, 5, access_decode, access_encode },                       /* 183-233 */
+	{ OP_ACCESS, 4, 9, access_raw_decode, access_raw_encode },                /* 234-237 */
+	{ OP_INVLPG, 8, 4, invlpg_decode, invlpg_encode },                        /* 238-245 */
+	{ OP_INVLPG, 2, 8, invlpg_raw_decode, invlpg_raw_encode },                /* 246-247 */
+	{ OP_GEN_JUMP, 4, 1, gen_jump_decode, gen_jump_encode },                  /* 248-251 */
+	{ OP_GEN_JUMP, 1, 4, gen_jump_raw_decode, gen_jump_raw_encode },          /* 252 */
+	{ OP_SMM, 3, 1, smm_decode, smm_encode },                                 /* 253-255 */
 };
 
 #define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
@@ -889,6 +1006,13 @@ static bool same_op(const struct op *a, const struct op *b)
 	case OP_ACCESS:
 		return a->access.kind == b->access.kind && a->access.cpl == b->access.cpl &&
 		       a->access.gva == b->access.gva;
+	case OP_INVLPG:
+		return a->invlpg.gva == b->invlpg.gva;
+	case OP_GEN_JUMP:
+		return a->gen_jump.as_id == b->gen_jump.as_id &&
+		       a->gen_jump.count == b->gen_jump.count;
+	case OP_SMM:
+		return a->smm.enter == b->smm.enter;
 	default:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
 		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&

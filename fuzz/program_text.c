@@ -19,7 +19,7 @@ static const char *const mode_names[PAGING_MODE_COUNT] = {
 
 static const char *const kind_names[OP_KIND_COUNT] = {
 	"mode", "control", "pkru", "cr3", "memslot_set", "memslot_delete", "memslot_move",
-	"memslot_flags", "pte", "map", "access",
+	"memslot_flags", "pte", "map", "access", "invlpg", "gen_jump", "smm",
 };
 
 /* OP_CONTROL keywords in bit order. */
@@ -29,6 +29,9 @@ static const char *const control_names[] = { "wp", "pse", "smep", "smap", "pke",
 static const char *const entry_bit_names[] = { "P", "W", "U", "PWT", "PCD", "A", "D", "PS", "G" };
 
 static const char *const access_names[] = { "read", "write", "fetch" };
+
+/* OP_SMM by its enter field. */
+static const char *const smm_names[] = { "leave", "enter" };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -119,6 +122,11 @@ static const char *access_name(unsigned kind)
 	return kind < ARRAY_SIZE(access_names) ? access_names[kind] : "?";
 }
 
+static const char *smm_name(unsigned enter)
+{
+	return enter < ARRAY_SIZE(smm_names) ? smm_names[enter] : "?";
+}
+
 static const char *host_page_name(unsigned shift)
 {
 	return shift == 30 ? "1G" : shift == 21 ? "2M" : shift == 12 ? "4K" : "?";
@@ -193,6 +201,15 @@ static void emit_op(struct text_out *o, const struct op *op, enum paging_mode mo
 	case OP_ACCESS:
 		emit(o, "%s 0x%llx%s", access_name(op->access.kind),
 		     (unsigned long long)op->access.gva, op->access.cpl == 3 ? " user" : "");
+		break;
+	case OP_INVLPG:
+		emit(o, "invlpg 0x%llx", (unsigned long long)op->invlpg.gva);
+		break;
+	case OP_GEN_JUMP:
+		emit(o, "generation as=%u jump=%u", op->gen_jump.as_id, op->gen_jump.count);
+		break;
+	case OP_SMM:
+		emit(o, "smm %s", smm_name(op->smm.enter));
 		break;
 	default:
 		emit(o, "op%u", op->kind);
@@ -707,6 +724,47 @@ static int parse_access(const struct parser *p, const struct token *toks, int n,
 	return parse_number(p, toks[1], "gva", UINT64_MAX, &op->access.gva);
 }
 
+static int parse_invlpg(const struct parser *p, const struct token *toks, int n, struct op *op)
+{
+	if (expect_count(p, toks, n, 2, "invlpg GVA"))
+		return -1;
+	return parse_number(p, toks[1], "gva", UINT64_MAX, &op->invlpg.gva);
+}
+
+static int parse_gen_jump(const struct parser *p, const struct token *toks, int n, struct op *op)
+{
+	struct field fields[] = { { "as", { 0 }, false }, { "jump", { 0 }, false } };
+	uint64_t as = 0, count;
+
+	if (parse_fields(p, toks + 1, n - 1, fields, ARRAY_SIZE(fields), "generation"))
+		return -1;
+	if (!fields[1].seen)
+		return fail(p, "generation needs jump=");
+	if (fields[0].seen && parse_number(p, fields[0].value, "as", 1, &as))
+		return -1;
+	if (parse_number(p, fields[1].value, "jump", PROG_MAX_GEN_JUMP, &count))
+		return -1;
+	if (count == 0)
+		return fail(p, "jump 0 out of range (at least 1)");
+	op->gen_jump.as_id = (uint8_t)as;
+	op->gen_jump.count = (uint32_t)count;
+	return 0;
+}
+
+static int parse_smm(const struct parser *p, const struct token *toks, int n, struct op *op)
+{
+	int enter;
+
+	if (expect_count(p, toks, n, 2, "smm enter|leave"))
+		return -1;
+	enter = index_of_word(toks[1], smm_names, ARRAY_SIZE(smm_names));
+	if (enter < 0)
+		return fail(p, "unknown smm op '%.*s' (enter or leave)", (int)toks[1].len,
+			    toks[1].s);
+	op->smm.enter = (uint8_t)enter;
+	return 0;
+}
+
 /* ---- the rules of program.h, with the mode and CR3 of the line ---- */
 
 static int check_gva(const struct parser *p, enum paging_mode mode, uint64_t gva)
@@ -798,6 +856,11 @@ static int check_op(const struct parser *p, const struct op *op)
 		return check_map(p, op);
 	case OP_ACCESS:
 		return check_gva(p, p->mode, op->access.gva);
+	case OP_INVLPG:
+		return check_gva(p, p->mode, op->invlpg.gva);
+	case OP_GEN_JUMP:
+	case OP_SMM:
+		return 0;
 	default:
 		return check_memslot(p, op);
 	}
@@ -822,6 +885,9 @@ static const struct {
 	{ "read", OP_ACCESS, parse_access },
 	{ "write", OP_ACCESS, parse_access },
 	{ "fetch", OP_ACCESS, parse_access },
+	{ "invlpg", OP_INVLPG, parse_invlpg },
+	{ "generation", OP_GEN_JUMP, parse_gen_jump },
+	{ "smm", OP_SMM, parse_smm },
 };
 
 static int parse_op(const struct parser *p, const struct token *toks, int n, struct op *op)

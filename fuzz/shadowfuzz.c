@@ -83,7 +83,8 @@ static void usage_run(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz run [options] FILE|DIR...\n"
 		     "Runs each program (text or binary; directories recursively) on the model and\n"
-		     "on the reference and checks every access. Prints a verdict per file.\n"
+		     "on the reference and checks every access, every translation and (core's\n"
+		     "auditor) the MMU's invariants after every op. Prints a verdict per file.\n"
 		     "  -q, --quiet   print only failures and the summary\n");
 	usage_common(out);
 }
@@ -226,6 +227,7 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "shadowfuzz: %s\n", err);
 		return EXIT_USAGE;
 	}
+	executor_set_audit(ex, true);
 	for (int i = optind; i < argc && !ret; i++)
 		ret = run_path(ex, argv[i], &totals);
 	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)\n", totals.files,

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,10 @@ static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
 
 static void usage_smoke(FILE *out)
 {
-	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID]\n"
+	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID] [--audit]\n"
 		     "Decodes N random byte strings (default 10000, seed 1) and runs each program;\n"
-		     "prints the first divergence with its program and exits 1 if any is found.\n");
+		     "prints the first divergence with its program and exits 1 if any is found.\n"
+		     "The MMU's invariants are audited after each program, with --audit after each op.\n");
 }
 
 static int parse_u64(const char *arg, uint64_t *out)
@@ -75,8 +77,10 @@ int cmd_smoke(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "programs", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
 		{ "profile", required_argument, NULL, 'p' },  { "bug", required_argument, NULL, 'b' },
-		{ "help", no_argument, NULL, 'h' },           { 0 },
+		{ "audit", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
+	bool audit_every_op = false;
 	uint64_t programs = 10000, seed = 1, divergences = 0, bugs = 0;
 	enum kvm_profile profile = KVM_PROFILE_5_1;
 	static struct program prog;
@@ -87,8 +91,11 @@ int cmd_smoke(int argc, char **argv)
 	char err[256];
 	int opt, bug;
 
-	while ((opt = getopt_long(argc, argv, "n:s:p:b:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:s:p:b:ah", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'a':
+			audit_every_op = true;
+			break;
 		case 'n':
 			if (parse_u64(optarg, &programs))
 				return 2;
@@ -126,6 +133,7 @@ int cmd_smoke(int argc, char **argv)
 		fprintf(stderr, "shadowfuzz smoke: %s\n", err);
 		return 2;
 	}
+	executor_set_audit(ex, audit_every_op);
 	seed = seed ? seed : 1;
 	for (uint64_t i = 0; i < programs; i++) {
 		size_t len;

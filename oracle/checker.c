@@ -8,6 +8,7 @@ static const char *const check_names[CHECK_COUNT] = {
 	[CHECK_MEMORY] = "guest-memory", [CHECK_PDPTE_LOAD] = "pdpte-load",
 	[CHECK_TRANSLATION] = "translation", [CHECK_MMIO] = "mmio",
 	[CHECK_LIVENESS] = "liveness",   [CHECK_MODEL_ERROR] = "model-error",
+	[CHECK_INVARIANT] = "invariant",
 };
 
 static const char *const rule_names[RULE_COUNT] = {

@@ -23,6 +23,7 @@ enum check_id {
 	CHECK_MMIO,        /* an MMIO exit for backed memory, or none for a hole */
 	CHECK_LIVENESS,    /* an access that never completes */
 	CHECK_MODEL_ERROR, /* the model reached a state where KVM would crash */
+	CHECK_INVARIANT,   /* core's auditor: a structural invariant of spec §7 broke */
 	CHECK_COUNT
 };
 

@@ -18,22 +18,27 @@
 /* First opcode of each record variant (the layout documented in program_codec.c). */
 enum {
 	OPC_MODE = 0,
-	OPC_CONTROL = 14,
-	OPC_PKRU = 26,
-	OPC_CR3 = 32,
-	OPC_SLOT_SET = 48,
-	OPC_SLOT_SET_RAW = 64,
-	OPC_SLOT_DELETE = 68,
-	OPC_SLOT_MOVE = 76,
-	OPC_SLOT_MOVE_RAW = 82,
-	OPC_SLOT_FLAGS = 84,
-	OPC_SLOT_FLAGS_RAW = 92,
-	OPC_PTE = 94,
-	OPC_PTE_RAW = 134,
-	OPC_MAP = 142,
-	OPC_MAP_RAW = 190,
-	OPC_ACCESS = 196,
-	OPC_ACCESS_RAW = 252,
+	OPC_CONTROL = 13,
+	OPC_PKRU = 24,
+	OPC_CR3 = 30,
+	OPC_SLOT_SET = 44,
+	OPC_SLOT_SET_RAW = 59,
+	OPC_SLOT_DELETE = 63,
+	OPC_SLOT_MOVE = 71,
+	OPC_SLOT_MOVE_RAW = 77,
+	OPC_SLOT_FLAGS = 79,
+	OPC_SLOT_FLAGS_RAW = 87,
+	OPC_PTE = 89,
+	OPC_PTE_RAW = 125,
+	OPC_MAP = 133,
+	OPC_MAP_RAW = 177,
+	OPC_ACCESS = 183,
+	OPC_ACCESS_RAW = 234,
+	OPC_INVLPG = 238,
+	OPC_INVLPG_RAW = 246,
+	OPC_GEN_JUMP = 248,
+	OPC_GEN_JUMP_RAW = 252,
+	OPC_SMM = 253,
 };
 
 struct rng {
@@ -182,6 +187,16 @@ static void check_program(const struct program *prog)
 			assert_true(op->access.cpl == 0 || op->access.cpl == 3);
 			assert_true(gva_ok(mode, op->access.gva));
 			break;
+		case OP_INVLPG:
+			assert_true(gva_ok(mode, op->invlpg.gva));
+			break;
+		case OP_GEN_JUMP:
+			assert_true(op->gen_jump.as_id <= 1);
+			assert_true(op->gen_jump.count >= 1 && op->gen_jump.count <= (1u << 20));
+			break;
+		case OP_SMM:
+			assert_true(op->smm.enter <= 1);
+			break;
 		default:
 			fail_msg("op %u has kind %u", i, op->kind);
 		}
@@ -211,6 +226,12 @@ static bool op_equal(const struct op *a, const struct op *b)
 	case OP_ACCESS:
 		return a->access.kind == b->access.kind && a->access.cpl == b->access.cpl &&
 		       a->access.gva == b->access.gva;
+	case OP_INVLPG:
+		return a->invlpg.gva == b->invlpg.gva;
+	case OP_GEN_JUMP:
+		return a->gen_jump.as_id == b->gen_jump.as_id && a->gen_jump.count == b->gen_jump.count;
+	case OP_SMM:
+		return a->smm.enter == b->smm.enter;
 	default:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
 		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&
@@ -389,6 +410,60 @@ static void test_decode_layout(void **state)
 	free(p);
 }
 
+/* Hand-computed records of invlpg, generation jumps and SMM. */
+static void test_decode_layout_invlpg_generation_smm(void **state)
+{
+	struct program *p = new_program();
+	const uint8_t bytes[] = {
+		OPC_INVLPG, 0, 0, 0, 0,                 /* mode none: first gva above 4M */
+		OPC_GEN_JUMP, 0,                        /* as 0, 1 update */
+		OPC_GEN_JUMP + 3, 0x80 | 63,            /* as 1, 64 updates */
+		OPC_GEN_JUMP, 64,                       /* 2^8 - 2 */
+		OPC_GEN_JUMP, 64 + 5 * 11 + 2,          /* 2^19 */
+		OPC_GEN_JUMP, 64 + 5 * 12 + 1,          /* 2^20 - 1 */
+		OPC_GEN_JUMP, 127,                      /* 2^20 + 1 capped at 2^20 */
+		OPC_GEN_JUMP_RAW, 0x03, 0x00, 0x00, 0x08, /* as 1 (bit 0), 2^19 */
+		OPC_GEN_JUMP_RAW, 0, 0, 0, 0,           /* 0 is the maximum */
+		OPC_GEN_JUMP_RAW, 0, 0x01, 0x00, 0x10,  /* 2^20 + 1 folds to 1 */
+		OPC_SMM, 1,
+		OPC_SMM + 2, 0xfe,                      /* bit 0 only: leave */
+		OPC_MODE, 3,
+		OPC_INVLPG + 7, 0, 0, 0x23, 0xf1,       /* offset 0x123, non-canonical */
+		OPC_INVLPG_RAW, 0, 0, 0, 0, 0, 0, 0, 0, /* lifted out of the harness's range */
+		OPC_INVLPG_RAW + 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	};
+
+	program_decode(bytes, sizeof(bytes), p);
+	check_program(p);
+	assert_int_equal(p->n_ops, 16);
+	assert_int_equal(p->ops[0].kind, OP_INVLPG);
+	assert_int_equal(p->ops[0].invlpg.gva, 0x400000);
+	assert_int_equal(p->ops[1].kind, OP_GEN_JUMP);
+	assert_int_equal(p->ops[1].gen_jump.as_id, 0);
+	assert_int_equal(p->ops[1].gen_jump.count, 1);
+	assert_int_equal(p->ops[2].gen_jump.as_id, 1);
+	assert_int_equal(p->ops[2].gen_jump.count, 64);
+	assert_int_equal(p->ops[3].gen_jump.count, 254);
+	assert_int_equal(p->ops[4].gen_jump.count, 1u << 19);
+	assert_int_equal(p->ops[5].gen_jump.count, (1u << 20) - 1);
+	assert_int_equal(p->ops[6].gen_jump.count, 1u << 20);
+	assert_int_equal(p->ops[7].kind, OP_GEN_JUMP);
+	assert_int_equal(p->ops[7].gen_jump.as_id, 1);
+	assert_int_equal(p->ops[7].gen_jump.count, 1u << 19);
+	assert_int_equal(p->ops[8].gen_jump.as_id, 0);
+	assert_int_equal(p->ops[8].gen_jump.count, 1u << 20);
+	assert_int_equal(p->ops[9].gen_jump.count, 1);
+	assert_int_equal(p->ops[10].kind, OP_SMM);
+	assert_int_equal(p->ops[10].smm.enter, 1);
+	assert_int_equal(p->ops[11].kind, OP_SMM);
+	assert_int_equal(p->ops[11].smm.enter, 0);
+	assert_int_equal(p->ops[13].kind, OP_INVLPG);
+	assert_int_equal(p->ops[13].invlpg.gva, 0x1008000000123ull);
+	assert_int_equal(p->ops[14].invlpg.gva, 0x8000000000ull);
+	assert_int_equal(p->ops[15].invlpg.gva, UINT64_MAX);
+	free(p);
+}
+
 /* The decoder follows the mode: index and value width of pte writes. */
 static void test_decode_tracks_mode(void **state)
 {
@@ -396,6 +471,7 @@ static void test_decode_tracks_mode(void **state)
 	const uint8_t bytes[] = {
 		OPC_PTE_RAW, 1, 0xe8, 0x03, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0,
 		OPC_MODE, 1,
+		OPC_SMM, 1, /* SMM keeps the mode */
 		OPC_PTE_RAW, 1, 0xe8, 0x03, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0,
 		OPC_MAP, 2, 0, 0, 0, 0, 0, 0, 0,
 		OPC_MAP, 3, 0, 0, 0, 0, 0, 0, 0,
@@ -403,16 +479,16 @@ static void test_decode_tracks_mode(void **state)
 
 	program_decode(bytes, sizeof(bytes), p);
 	check_program(p);
-	assert_int_equal(p->n_ops, 5);
+	assert_int_equal(p->n_ops, 6);
 	assert_int_equal(p->ops[0].pte.index, 1000 & 511);
 	assert_int_equal(p->ops[0].pte.value, 0x1ffffffffull);
-	assert_int_equal(p->ops[2].pte.index, 1000);
-	assert_int_equal(p->ops[2].pte.value, 0xffffffffull);
+	assert_int_equal(p->ops[3].pte.index, 1000);
+	assert_int_equal(p->ops[3].pte.value, 0xffffffffull);
 	/* 4M pages in 32-bit mode; a 1G request becomes 4M there */
-	assert_int_equal(p->ops[3].map.level, 2);
-	assert_int_equal(p->ops[3].map.gva, 0x400000);
-	assert_int_equal(p->ops[3].map.gpa, 0x400000);
 	assert_int_equal(p->ops[4].map.level, 2);
+	assert_int_equal(p->ops[4].map.gva, 0x400000);
+	assert_int_equal(p->ops[4].map.gpa, 0x400000);
+	assert_int_equal(p->ops[5].map.level, 2);
 	free(p);
 }
 
@@ -424,6 +500,7 @@ static void test_decode_clamps_raw_fields(void **state)
 	} raw[] = {
 		{ OPC_SLOT_SET_RAW, 22 }, { OPC_SLOT_MOVE_RAW, 7 }, { OPC_SLOT_FLAGS_RAW, 6 },
 		{ OPC_PTE_RAW, 11 },      { OPC_MAP_RAW, 25 },      { OPC_ACCESS_RAW, 9 },
+		{ OPC_INVLPG_RAW, 8 },    { OPC_GEN_JUMP_RAW, 4 },
 	};
 	struct program *p = new_program();
 	uint8_t bytes[2 + sizeof(raw) / sizeof(raw[0]) * 26];
@@ -440,8 +517,12 @@ static void test_decode_clamps_raw_fields(void **state)
 		}
 		program_decode(bytes, n, p);
 		check_program(p);
-		assert_int_equal(p->n_ops, 7);
+		assert_int_equal(p->n_ops, 9);
 		assert_int_equal(p->ops[6].kind, OP_ACCESS);
+		assert_int_equal(p->ops[7].kind, OP_INVLPG);
+		assert_int_equal(p->ops[8].kind, OP_GEN_JUMP);
+		assert_int_equal(p->ops[8].gen_jump.as_id, 1);
+		assert_int_equal(p->ops[8].gen_jump.count, 0xfffff);
 		assert_int_equal(p->ops[1].kind, OP_MEMSLOT_SET);
 		assert_int_equal(p->ops[1].memslot.gpa, 0xffffffffffull);
 		assert_int_equal(p->ops[1].memslot.size, 1);
@@ -466,6 +547,10 @@ static void test_opcode_weights(void **state)
 	for (unsigned k = 0; k < OP_KIND_COUNT; k++)
 		assert_true(count[k] > 0);
 	assert_true(count[OP_ACCESS] + count[OP_PTE] + count[OP_MAP] >= 128);
+	/* a few percent for invlpg, about 2 for generation jumps, about 1 for SMM */
+	assert_true(count[OP_INVLPG] >= 6 && count[OP_INVLPG] <= 13);
+	assert_true(count[OP_GEN_JUMP] >= 4 && count[OP_GEN_JUMP] <= 7);
+	assert_true(count[OP_SMM] >= 2 && count[OP_SMM] <= 4);
 	free(p);
 }
 
@@ -473,8 +558,41 @@ static void test_opcode_weights(void **state)
 struct reach {
 	unsigned large_slot, private_slot, small_slot, as1, misaligned_gpa, misaligned_size,
 		misaligned_hva, incongruent_hva, unknown_flag, hpage_1g, noncanonical, map_1g,
-		map_4m, large_leaf_reserved_bit, pte_to_pool;
+		map_4m, large_leaf_reserved_bit, pte_to_pool, invlpg, invlpg_noncanonical,
+		gen_jump_small, gen_jump_near_power, gen_jump_other, gen_jump_as1, smm_enter,
+		smm_leave;
 };
+
+/* Within 2 of a power of two from 2^8 on: a jump that lands next to a generation wrap. */
+static bool near_power_of_two(uint32_t count)
+{
+	for (unsigned k = 8; k <= 20; k++)
+		if (count + 2 >= (1u << k) && count <= (1u << k) + 2)
+			return true;
+	return false;
+}
+
+static void count_reach_new_kinds(const struct op *op, unsigned mode, struct reach *r)
+{
+	if (op->kind == OP_INVLPG) {
+		uint64_t top = op->invlpg.gva >> 47;
+
+		r->invlpg++;
+		r->invlpg_noncanonical += mode == PAGING_4LEVEL && top != 0 && top != 0x1ffff;
+	}
+	if (op->kind == OP_GEN_JUMP) {
+		bool small = op->gen_jump.count <= 64, near = near_power_of_two(op->gen_jump.count);
+
+		r->gen_jump_small += small;
+		r->gen_jump_near_power += near;
+		r->gen_jump_other += !small && !near;
+		r->gen_jump_as1 += op->gen_jump.as_id;
+	}
+	if (op->kind == OP_SMM) {
+		r->smm_enter += op->smm.enter;
+		r->smm_leave += !op->smm.enter;
+	}
+}
 
 static void count_reach(const struct program *p, struct reach *r)
 {
@@ -485,6 +603,7 @@ static void count_reach(const struct program *p, struct reach *r)
 
 		if (op->kind == OP_MODE)
 			mode = op->mode.mode;
+		count_reach_new_kinds(op, mode, r);
 		if (op->kind >= OP_MEMSLOT_SET && op->kind <= OP_MEMSLOT_FLAGS) {
 			r->large_slot += op->memslot.id >= 512;
 			r->private_slot += op->memslot.id >= 509 && op->memslot.id < 512;
@@ -539,6 +658,11 @@ static void test_decode_reaches_rare_paths(void **state)
 	assert_true(r.incongruent_hva > 0 && r.unknown_flag > 0 && r.hpage_1g > 0);
 	assert_true(r.noncanonical > 0 && r.map_1g > 0 && r.map_4m > 0 && r.pte_to_pool > 0);
 	assert_true(r.large_leaf_reserved_bit > 0);
+	assert_true(r.invlpg > 0 && r.invlpg_noncanonical > 0);
+	/* the biased record makes most jumps small or next to a wrap */
+	assert_true(r.gen_jump_small > 0 && r.gen_jump_near_power > 0 && r.gen_jump_other > 0);
+	assert_true(r.gen_jump_small + r.gen_jump_near_power > 2 * r.gen_jump_other);
+	assert_true(r.gen_jump_as1 > 0 && r.smm_enter > 0 && r.smm_leave > 0);
 	free(p);
 }
 
@@ -633,9 +757,16 @@ static void test_encode_prefers_compact_records(void **state)
 		{ "map 0xffffff8040000000 -> 0x40000000 size=1G leaf=P|PS upper=P|W|U", 9 },
 		{ "read 0xffffff8040000123 user", 6 },
 		{ "fetch 0x1008000000abc", 6 },
+		{ "invlpg 0xffffff8040000fff", 5 },
+		{ "invlpg 0x1008000000abc", 5 },
+		{ "generation as=1 jump=524287", 2 },
+		{ "generation jump=37", 2 },
+		{ "generation jump=1048576", 2 },
+		{ "smm enter", 2 },
+		{ "smm leave", 2 },
 	};
 	struct program *p = new_program(), *q = new_program();
-	char text[1024] = "";
+	char text[2048] = "";
 	uint8_t buf[256];
 	size_t want = 0;
 
@@ -667,9 +798,14 @@ static void test_encode_parsed_program(void **state)
 		 "map 0xff00123456789000 -> 0xabcdef000 size=4K leaf=G|0x800|PK7|NX upper=P|0x1f0000000000000\n"
 		 "map 0x1000000000000000 -> 0xc0000000 size=1G leaf=0 upper=0xfff\n"
 		 "fetch 0x7fff000000000123 user\n"
+		 "invlpg 0xff00123456789abc\n"
+		 "invlpg 0x7fff000000000123\n"
+		 "generation as=1 jump=1000\n"
+		 "generation jump=0xfedcb\n"
 		 "mode 32\n"
 		 "map 0xffc00000 -> 0xff00400000 size=4M leaf=P|PS upper=0x800\n"
-		 "pte T9[1023] = 0xffffffff\n",
+		 "pte T9[1023] = 0xffffffff\n"
+		 "invlpg 0xfffff123\n",
 		 p);
 	n = program_encode(p, buf, program_encoded_size_max());
 	program_decode(buf, n, q);
@@ -725,7 +861,12 @@ static const char example_text[] =
 	"map 0x8040000000 -> 0x40000000 size=1G leaf=P|NX|PK3|0x200 upper=7\n"
 	"map 0x8000400000 -> 0x40200000 size=2M leaf=P|W|U|0x2000 upper=P|W|U\n"
 	"mode 32\n"
-	"map 0x800000 -> 0xff00400000 size=4M leaf=P|PS|0x201000 upper=P\n";
+	"map 0x800000 -> 0xff00400000 size=4M leaf=P|PS|0x201000 upper=P\n"
+	"invlpg 0xffc00123\n"
+	"generation jump=524288\n"
+	"generation as=1 jump=0x7fffe\n"
+	"smm enter\n"
+	"smm leave\n";
 
 static void test_parse_examples(void **state)
 {
@@ -734,7 +875,7 @@ static void test_parse_examples(void **state)
 
 	parse_ok(example_text, p);
 	check_program(p);
-	assert_int_equal(p->n_ops, 18);
+	assert_int_equal(p->n_ops, 23);
 	assert_int_equal(op[0].kind, OP_MODE);
 	assert_int_equal(op[0].mode.mode, PAGING_4LEVEL);
 	assert_int_equal(op[1].kind, OP_CONTROL);
@@ -788,6 +929,18 @@ static void test_parse_examples(void **state)
 	assert_int_equal(op[17].map.level, 2);
 	assert_int_equal(op[17].map.gpa, 0xff00400000ull);
 	assert_int_equal(op[17].map.leaf_flags, 0x201081);
+	assert_int_equal(op[18].kind, OP_INVLPG);
+	assert_int_equal(op[18].invlpg.gva, 0xffc00123);
+	/* as= left out: address space 0 */
+	assert_int_equal(op[19].kind, OP_GEN_JUMP);
+	assert_int_equal(op[19].gen_jump.as_id, 0);
+	assert_int_equal(op[19].gen_jump.count, 524288);
+	assert_int_equal(op[20].gen_jump.as_id, 1);
+	assert_int_equal(op[20].gen_jump.count, 0x7fffe);
+	assert_int_equal(op[21].kind, OP_SMM);
+	assert_int_equal(op[21].smm.enter, 1);
+	assert_int_equal(op[22].kind, OP_SMM);
+	assert_int_equal(op[22].smm.enter, 0);
 	free(p);
 }
 
@@ -802,7 +955,10 @@ static void test_print_canonical(void **state)
 		 "memslot set slot=1 gpa=0x100000 size=0x1000 flags=0 hpage=4K\n"
 		 "mode 4level\n"
 		 "map 0x8000000000 -> 0x200000 size=2M leaf=P|0x800|PK2|NX upper=0\n"
-		 "control\n",
+		 "control\n"
+		 "generation jump=0x40\n"
+		 "smm   enter\n"
+		 "invlpg 0x1008000000ABC\n",
 		 p);
 	text = print_to_string(p);
 	assert_string_equal(text, "mode 32\n"
@@ -811,7 +967,10 @@ static void test_print_canonical(void **state)
 				  "memslot set as=0 slot=1 gpa=0x100000 size=0x1000 hva=0x100040100000 flags=0 hpage=4K\n"
 				  "mode 4level\n"
 				  "map 0x8000000000 -> 0x200000 size=2M leaf=P|0x800|PK2|NX upper=0\n"
-				  "control\n");
+				  "control\n"
+				  "generation as=0 jump=64\n"
+				  "smm enter\n"
+				  "invlpg 0x1008000000abc\n");
 	free(text);
 	free(p);
 }
@@ -821,6 +980,9 @@ static void test_op_format(void **state)
 	struct op map = { .kind = OP_MAP,
 			  .map = { .gva = 0x400000, .gpa = 0x400000, .level = 2, .leaf_flags = 1 } };
 	struct op pte = { .kind = OP_PTE, .pte = { .table = 3, .index = 9, .value = 0x1003 } };
+	struct op jump = { .kind = OP_GEN_JUMP, .gen_jump = { .as_id = 1, .count = 1u << 20 } };
+	struct op invlpg = { .kind = OP_INVLPG, .invlpg = { .gva = 0xffffffffffe00000ull } };
+	struct op smm = { .kind = OP_SMM, .smm = { .enter = 0 } };
 	char small[8], buf[128];
 	int n = op_format_in_mode(&map, PAGING_32, buf, sizeof(buf));
 
@@ -831,7 +993,17 @@ static void test_op_format(void **state)
 	assert_int_equal(op_format(&pte, small, sizeof(small)), (int)strlen("pte T3[9] = 0x1003"));
 	assert_string_equal(small, "pte T3[");
 	assert_int_equal(op_format(&pte, NULL, 0), (int)strlen("pte T3[9] = 0x1003"));
+	op_format(&jump, buf, sizeof(buf));
+	assert_string_equal(buf, "generation as=1 jump=1048576");
+	op_format_in_mode(&invlpg, PAGING_5LEVEL, buf, sizeof(buf));
+	assert_string_equal(buf, "invlpg 0xffffffffffe00000");
+	op_format(&smm, buf, sizeof(buf));
+	assert_string_equal(buf, "smm leave");
 	assert_string_equal(op_kind_name(OP_MEMSLOT_MOVE), "memslot_move");
+	assert_string_equal(op_kind_name(OP_INVLPG), "invlpg");
+	assert_string_equal(op_kind_name(OP_GEN_JUMP), "gen_jump");
+	assert_string_equal(op_kind_name(OP_SMM), "smm");
+	assert_string_equal(op_kind_name(OP_KIND_COUNT), "?");
 	assert_string_equal(paging_mode_name(PAGING_PAE), "pae");
 }
 
@@ -934,6 +1106,25 @@ static void test_parse_errors(void **state)
 		  "t.txt:1: unknown hpage '8K' (4K, 2M or 1G)" },
 		{ "memslot move slot=1 gpa=0x10000000000", "t.txt:1: gpa 0x10000000000 is outside [0x100000, 0x10000000000)" },
 		{ "read 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17", "t.txt:1: too many fields (at most 16)" },
+		{ "invlpg", "t.txt:1: missing fields: expected 'invlpg GVA'" },
+		{ "invlpg 0x500000 user", "t.txt:1: unexpected 'user' after 'invlpg GVA'" },
+		{ "invlpg 0x100000000", "t.txt:1: gva 0x100000000 is beyond 4 GiB in mode none" },
+		{ "invlpg 0x3ff000", "t.txt:1: gva 0x3ff000 is reserved for the harness in mode none" },
+		{ "mode 4level\ninvlpg 0x7fffffffff", "t.txt:2: gva 0x7fffffffff is reserved for the harness in mode 4level" },
+		{ "invlpg page", "t.txt:1: bad number 'page' for gva" },
+		{ "generation as=0 jump=0", "t.txt:1: jump 0 out of range (at least 1)" },
+		{ "generation jump=0x100001", "t.txt:1: jump 0x100001 out of range (at most 0x100000)" },
+		{ "generation jump=-1", "t.txt:1: bad number '-1' for jump" },
+		{ "generation as=2 jump=1", "t.txt:1: as 2 out of range (at most 0x1)" },
+		{ "generation as=1", "t.txt:1: generation needs jump=" },
+		{ "generation", "t.txt:1: generation needs jump=" },
+		{ "generation jump=1 slot=1", "t.txt:1: unknown field 'slot' for generation" },
+		{ "generation jump=1 jump=2", "t.txt:1: duplicate field jump=" },
+		{ "generation 5", "t.txt:1: expected key=value, got '5'" },
+		{ "smm sideways", "t.txt:1: unknown smm op 'sideways' (enter or leave)" },
+		{ "smm Enter", "t.txt:1: unknown smm op 'Enter' (enter or leave)" },
+		{ "smm", "t.txt:1: missing fields: expected 'smm enter|leave'" },
+		{ "smm enter now", "t.txt:1: unexpected 'now' after 'smm enter|leave'" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
@@ -977,6 +1168,15 @@ static void test_parse_tracks_mode_and_cr3(void **state)
 	parse_ok("mode 5level\nmap 0x1000000000000 -> 0x40000000 size=1G leaf=P upper=P", p);
 	parse_fails("mode 5level\nmode 32\nmap 0x1000000000000 -> 0x40000000 size=1G leaf=P upper=P",
 		    "t.txt:3: size=1G needs mode 4level or 5level");
+
+	parse_ok("invlpg 0x500000\nmode 32\ninvlpg 0x500000", p);
+	parse_fails("mode pae\ninvlpg 0x500000", "t.txt:2: gva 0x500000 is reserved for the harness in mode pae");
+	parse_fails("mode 32\ninvlpg 0x8000000000", "t.txt:2: gva 0x8000000000 is beyond 4 GiB in mode 32");
+	parse_ok("mode 4level\ninvlpg 0x1008000000abc\nmode 5level\ninvlpg 0x7fff000000000123", p);
+	/* SMM keeps the mode and CR3 the rules follow */
+	parse_ok("mode 32\nsmm enter\npte T1[1000] = 0\nsmm leave\nread 0x500000", p);
+	parse_fails("mode 4level\nsmm enter\nread 0x1000",
+		    "t.txt:3: gva 0x1000 is reserved for the harness in mode 4level");
 
 	parse_ok("cr3 T1\npte T0[0] = 0x1", p);
 	parse_fails("cr3 T1\npte T1[0] = 0x1", "t.txt:2: T1[0] is the harness's root entry while cr3 is T1");
@@ -1055,6 +1255,7 @@ int main(void)
 		cmocka_unit_test(test_decode_pads_with_zeros),
 		cmocka_unit_test(test_decode_stops_at_max_ops),
 		cmocka_unit_test(test_decode_layout),
+		cmocka_unit_test(test_decode_layout_invlpg_generation_smm),
 		cmocka_unit_test(test_decode_tracks_mode),
 		cmocka_unit_test(test_decode_clamps_raw_fields),
 		cmocka_unit_test(test_opcode_weights),

@@ -1,0 +1,277 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mmu.h"
+#include "mmu_audit.h"
+
+struct audit {
+	struct kvm *kvm;
+	char *msg;
+	size_t len;
+	bool failed;
+	uint64_t leaves, links;
+};
+
+static bool violation(struct audit *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (a->failed)
+		return false;
+	a->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(a->msg, a->len, fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+static bool present(const struct kvm *kvm, uint64_t spte)
+{
+	return is_shadow_present_pte(&kvm->mmu->spte, spte);
+}
+
+static unsigned occurrences(struct kvm_rmap_head *head, const uint64_t *sptep)
+{
+	struct rmap_iterator iter;
+	uint64_t *entry;
+	unsigned n = 0;
+
+	for_each_rmap_spte(head, &iter, entry)
+		n += entry == sptep;
+	return n;
+}
+
+/* Invariant 1: each page hashed in its gfn's bucket; no two valid pages share gfn + role. */
+static bool audit_hash(struct audit *a)
+{
+	struct kvm_arch_mmu *arch = a->kvm->mmu;
+	struct kvm_mmu_page *sp, *other;
+
+	TAILQ_FOREACH(sp, &arch->active_mmu_pages, link) {
+		if (!sp->on_hash)
+			return violation(a, "page gfn %#llx is not hashed", (unsigned long long)sp->gfn);
+		if (sp->role.invalid || is_obsolete_sp(a->kvm, sp))
+			continue;
+		for (other = TAILQ_NEXT(sp, link); other; other = TAILQ_NEXT(other, link))
+			if (!other->role.invalid && !is_obsolete_sp(a->kvm, other) && other->gfn == sp->gfn &&
+			    other->role.word == sp->role.word)
+				return violation(a, "two valid pages for gfn %#llx role %#x",
+						 (unsigned long long)sp->gfn, sp->role.word);
+	}
+	return true;
+}
+
+/* Invariant 2 (one way): every present leaf spte is in its rmap exactly once. */
+static bool audit_leaf(struct audit *a, struct kvm_mmu_page *sp, int i)
+{
+	struct kvm_memslots *slots = a->kvm->memslots[sp->role.smm ? 1 : 0];
+	gfn_t gfn = kvm_mmu_page_get_gfn(sp, i);
+	struct kvm_memory_slot *slot = __gfn_to_memslot(slots, gfn);
+	struct kvm_rmap_head *head;
+
+	a->leaves++;
+	if (!slot)
+		return violation(a, "leaf spte of gfn %#llx has no memslot", (unsigned long long)gfn);
+	head = &slot->arch.rmap[sp->role.level - 1][gfn_to_index(gfn, slot->base_gfn, sp->role.level)];
+	if (occurrences(head, &sp->spt[i]) != 1)
+		return violation(a, "leaf spte %d of page gfn %#llx is in the rmap of gfn %#llx %u times",
+				 i, (unsigned long long)sp->gfn, (unsigned long long)gfn,
+				 occurrences(head, &sp->spt[i]));
+	return true;
+}
+
+/* Invariant 3 (one way): a link is in its child's parent_ptes exactly once. */
+static bool audit_link(struct audit *a, struct kvm_mmu_page *sp, int i)
+{
+	struct kvm_mmu_page *child = page_header(a->kvm, sp->spt[i] & PT64_BASE_ADDR_MASK);
+
+	a->links++;
+	if (!child)
+		return violation(a, "link spte %d of page gfn %#llx points at no shadow page", i,
+				 (unsigned long long)sp->gfn);
+	if (child->role.invalid)
+		return violation(a, "link to a zapped page (gfn %#llx)", (unsigned long long)child->gfn);
+	if (occurrences(&child->parent_ptes, &sp->spt[i]) != 1)
+		return violation(a, "link spte %d of page gfn %#llx not in its child's parent_ptes", i,
+				 (unsigned long long)sp->gfn);
+	return true;
+}
+
+static bool audit_sptes(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		for (int i = 0; i < SPTES_PER_PAGE; i++) {
+			uint64_t spte = sp->spt[i];
+
+			if (!present(a->kvm, spte))
+				continue;
+			if (sp->role.invalid)
+				return violation(a, "zapped page gfn %#llx keeps a present spte",
+						 (unsigned long long)sp->gfn);
+			if (is_last_spte(spte, sp->role.level) ? !audit_leaf(a, sp, i) : !audit_link(a, sp, i))
+				return false;
+		}
+	}
+	return true;
+}
+
+static uint64_t frames(const struct kvm_memory_slot *slot, int level)
+{
+	return gfn_to_index(slot->base_gfn + slot->npages - 1, slot->base_gfn, level) + 1;
+}
+
+static uint64_t count_heads(struct kvm_rmap_head *heads, uint64_t n)
+{
+	uint64_t total = 0;
+
+	for (uint64_t i = 0; i < n; i++)
+		total += heads[i].val ? pte_list_count(&heads[i]) : 0;
+	return total;
+}
+
+/* Invariants 2 and 3 (the other way): no rmap or parent entry beyond the ones found. */
+static bool audit_totals(struct audit *a)
+{
+	uint64_t rmap_entries = 0, parent_entries = 0;
+	struct kvm_mmu_page *sp;
+
+	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++) {
+		struct kvm_memslots *slots = a->kvm->memslots[as];
+
+		for (int s = 0; s < slots->used_slots; s++) {
+			struct kvm_memory_slot *slot = &slots->memslots[s];
+
+			for (int level = 1; level <= KVM_NR_PAGE_SIZES; level++)
+				rmap_entries += count_heads(slot->arch.rmap[level - 1], frames(slot, level));
+		}
+	}
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		parent_entries += pte_list_count(&sp->parent_ptes);
+	if (rmap_entries != a->leaves)
+		return violation(a, "rmaps hold %llu entries for %llu present leaf sptes",
+				 (unsigned long long)rmap_entries, (unsigned long long)a->leaves);
+	if (parent_entries != a->links)
+		return violation(a, "parent_ptes hold %llu entries for %llu links",
+				 (unsigned long long)parent_entries, (unsigned long long)a->links);
+	return true;
+}
+
+static int root_refs(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	int refs = 0;
+
+	for (int v = 0; v < kvm->nr_vcpus; v++) {
+		struct kvm_mmu *mmu = &kvm->vcpus[v].mmu;
+
+		refs += VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == sp->hpa;
+		for (int i = 0; i < 4; i++)
+			refs += VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == mmu->pae_root_hpa &&
+				mmu->pae_root[i] && VALID_PAGE(mmu->pae_root[i]) &&
+				(mmu->pae_root[i] & PT64_BASE_ADDR_MASK) == sp->hpa;
+		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+			refs += VALID_PAGE(mmu->prev_roots[i].hpa) && mmu->prev_roots[i].hpa == sp->hpa;
+	}
+	return refs;
+}
+
+/* Invariant 3 (roots) and 14: root_count matches the references; an obsolete page is in
+ * use only while its vCPU has a reload pending. */
+static bool audit_roots(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		int refs = root_refs(a->kvm, sp);
+
+		if (refs != sp->root_count)
+			return violation(a, "page gfn %#llx has root_count %d but %d root references",
+					 (unsigned long long)sp->gfn, sp->root_count, refs);
+		if (refs && is_obsolete_sp(a->kvm, sp) && !(a->kvm->vcpus[0].requests & KVM_REQ_MMU_RELOAD))
+			return violation(a, "obsolete page gfn %#llx is a root without a reload pending",
+					 (unsigned long long)sp->gfn);
+	}
+	return true;
+}
+
+/* Pages accounted in their slot (account_shadowed): indirect and not zapped. */
+static bool accounted(const struct kvm_mmu_page *sp)
+{
+	return !sp->role.direct && !sp->role.invalid;
+}
+
+/* Invariant 5 for one slot: gfn_track and disallow_lpage recomputed from the pages. */
+static bool audit_slot_accounting(struct audit *a, struct kvm_memory_slot *slot, int as)
+{
+	int *track = calloc(slot->npages, sizeof(*track));
+	int *disallow[KVM_NR_PAGE_SIZES - 1] = { NULL };
+	struct kvm_mmu_page *sp;
+	bool ok = track != NULL;
+
+	for (int level = 2; ok && level <= KVM_NR_PAGE_SIZES; level++) {
+		disallow[level - 2] = calloc(frames(slot, level), sizeof(int));
+		ok = disallow[level - 2] != NULL;
+		for (uint64_t i = 0; ok && i < frames(slot, level); i++)
+			disallow[level - 2][i] = memslot_lpage_misaligned(slot, i, level);
+	}
+	if (!ok) {
+		violation(a, "auditor out of memory");
+		goto out;
+	}
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		if (!accounted(sp) || sp->role.smm != (unsigned)as ||
+		    __gfn_to_memslot(a->kvm->memslots[as], sp->gfn) != slot)
+			continue;
+		if (sp->role.level > 1)
+			track[sp->gfn - slot->base_gfn]++;
+		for (int level = 2; level <= KVM_NR_PAGE_SIZES; level++)
+			disallow[level - 2][gfn_to_index(sp->gfn, slot->base_gfn, level)]++;
+	}
+	for (uint64_t g = 0; ok && g < slot->npages; g++)
+		if (track[g] != slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g])
+			ok = violation(a, "gfn_track of gfn %#llx is %u, %d pages track it",
+				       (unsigned long long)(slot->base_gfn + g),
+				       slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g], track[g]);
+	for (int level = 2; ok && level <= KVM_NR_PAGE_SIZES; level++)
+		for (uint64_t i = 0; ok && i < frames(slot, level); i++)
+			if (disallow[level - 2][i] != slot->arch.lpage_info[level - 2][i].disallow_lpage)
+				ok = violation(a, "disallow_lpage of level-%d frame %llu of slot %d is %d, "
+					       "expected %d", level, (unsigned long long)i, slot->id,
+					       slot->arch.lpage_info[level - 2][i].disallow_lpage,
+					       disallow[level - 2][i]);
+out:
+	free(track);
+	for (int level = 2; level <= KVM_NR_PAGE_SIZES; level++)
+		free(disallow[level - 2]);
+	return ok;
+}
+
+static bool audit_accounting(struct audit *a)
+{
+	unsigned indirect = 0;
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		indirect += accounted(sp);
+	if (indirect != a->kvm->mmu->indirect_shadow_pages)
+		return violation(a, "indirect_shadow_pages is %u, %u pages are accounted",
+				 a->kvm->mmu->indirect_shadow_pages, indirect);
+	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++) {
+		struct kvm_memslots *slots = a->kvm->memslots[as];
+
+		for (int s = 0; s < slots->used_slots; s++)
+			if (!audit_slot_accounting(a, &slots->memslots[s], as))
+				return false;
+	}
+	return true;
+}
+
+bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
+{
+	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
+
+	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
+	       audit_accounting(&a);
+}
