@@ -1146,11 +1146,22 @@ void kvm_mmu_unload(struct kvm_vcpu *vcpu)
 	kvm_mmu_free_roots(vcpu, true, true);
 }
 
-/* kvm_mmu_load: allocate roots and flush the TLB; 1 if the VM shut down. */
+/* kvm_mmu_sync_roots for a shadow MMU with a root: it drops the whole MMIO cache. With no
+ * unsync pages in the model yet, that is all it does. */
+void kvm_mmu_sync_roots(struct kvm_vcpu *vcpu)
+{
+	if (vcpu->mmu.direct_map || !VALID_PAGE(vcpu->mmu.root_hpa))
+		return;
+	vcpu->mmio_gva = 0;
+	vcpu->mmio_gfn = 0;
+}
+
+/* kvm_mmu_load: allocate roots, sync them, flush the TLB; 1 if the VM shut down. */
 int kvm_mmu_load(struct kvm_vcpu *vcpu)
 {
 	int r = vcpu->mmu.direct_map ? mmu_alloc_direct_roots(vcpu) : mmu_alloc_shadow_roots(vcpu);
 
+	kvm_mmu_sync_roots(vcpu);
 	if (r)
 		return r;
 	vcpu->tlb.n = 0;

@@ -96,6 +96,7 @@ void kvm_model_error(struct kvm *kvm, const char *fmt, ...);
 /* Roots and context. */
 void kvm_mmu_reset_context(struct kvm_vcpu *vcpu);
 int kvm_mmu_load(struct kvm_vcpu *vcpu);
+void kvm_mmu_sync_roots(struct kvm_vcpu *vcpu);
 void kvm_mmu_unload(struct kvm_vcpu *vcpu);
 void kvm_mmu_new_cr3(struct kvm_vcpu *vcpu, uint64_t new_cr3, bool skip_tlb_flush);
 void kvm_mmu_invlpg(struct kvm_vcpu *vcpu, gva_t gva);

@@ -13,6 +13,8 @@ bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 {
 	if (vcpu->requests & KVM_REQ_MMU_RELOAD)
 		kvm_mmu_unload(vcpu);
+	if (vcpu->requests & KVM_REQ_MMU_SYNC)
+		kvm_mmu_sync_roots(vcpu);
 	vcpu->requests &= ~(KVM_REQ_MMU_RELOAD | KVM_REQ_MMU_SYNC | KVM_REQ_LOAD_CR3);
 	if (vcpu->requests & KVM_REQ_TLB_FLUSH)
 		vcpu->tlb.n = 0;

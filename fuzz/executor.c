@@ -44,6 +44,8 @@ struct executor {
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
+	struct kvm_vcpu_arch smm_saved; /* what RSM restores */
+	uint64_t smm_saved_pdptrs[4];
 	char error[256];
 };
 
@@ -104,6 +106,9 @@ const char *executor_error(const struct executor *ex) { return ex->error; }
 
 static struct kvm_vcpu *vcpu0(struct executor *ex) { return &ex->kvm->vcpus[0]; }
 
+/* The address space the guest sees now: 1 in System Management Mode. */
+static int guest_as(struct executor *ex) { return vcpu0(ex)->arch.smm ? 1 : 0; }
+
 static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
 {
 	char err[256];
@@ -122,18 +127,18 @@ static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
  * model's side, regions on the reference's; read-only memory and holes drop it on both. */
 static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
 {
-	struct kvm_memory_slot *slot = __gfn_to_memslot(ex->kvm->memslots[0], gpa >> PAGE_SHIFT);
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu0(ex)), gpa >> PAGE_SHIFT);
 	bool writable = false;
 	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, &writable);
 
 	if (hva != KVM_HVA_ERR_BAD && writable)
 		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
-	ref_memory_write(ex->ref_mem, 0, gpa, src, len);
+	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
 }
 
 static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len)
 {
-	struct kvm_memory_slot *slot = __gfn_to_memslot(ex->kvm->memslots[0], gpa >> PAGE_SHIFT);
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu0(ex)), gpa >> PAGE_SHIFT);
 	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, NULL);
 
 	if (hva == KVM_HVA_ERR_BAD)
@@ -160,6 +165,7 @@ static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
 		.efer_nxe = vcpu->arch.efer & EFER_NX,
 		.rflags_ac = vcpu->arch.rflags & X86_EFLAGS_AC,
 		.pkru = vcpu->arch.pkru,
+		.as_id = vcpu->arch.smm ? 1 : 0,
 	};
 	memcpy(cpu->pdptrs, ex->ref_pdptrs, sizeof(cpu->pdptrs));
 }
@@ -168,7 +174,7 @@ static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
  * all-ones, which is never a valid PDPTE). */
 static bool ref_load_pdptrs(struct executor *ex, uint64_t cr3, uint64_t pdptrs[4])
 {
-	if (ref_memory_read(ex->ref_mem, 0, cr3 & 0xffffffe0ull, pdptrs, 4 * sizeof(uint64_t)))
+	if (ref_memory_read(ex->ref_mem, guest_as(ex), cr3 & 0xffffffe0ull, pdptrs, 4 * sizeof(uint64_t)))
 		memset(pdptrs, 0xff, 4 * sizeof(uint64_t));
 	return checker_pdptes_valid(pdptrs, ex->config.maxphyaddr);
 }
@@ -211,6 +217,36 @@ static int load_cr3_pae(struct executor *ex, uint64_t cr3, uint32_t op_index,
 
 static uint64_t entry_value_size(enum paging_mode mode) { return mode == PAGING_32 ? 4 : 8; }
 
+/* A model error a rule expects (the model "crashed" where KVM would): the run ends. */
+static bool model_error_is_known(struct executor *ex, const struct ref_cpu_state *cpu)
+{
+	if (!checker_smm_root_only_in_as0(ex->ref_mem, cpu))
+		return false;
+	ex->stats.rule_hits[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0]++;
+	ex->stats.shutdowns++;
+	ex->shut_down = true;
+	return true;
+}
+
+/* An MMIO exit is right only where the guest-physical address has no memory the access
+ * could use (none, or read-only for a write); in SMM KVM's MMIO cache may be stale
+ * (RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION). */
+static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_access_result *res)
+{
+	bool readonly = false;
+
+	if (res->outcome != CPU_MMIO_EXIT)
+		return true;
+	if (!ref_memory_backing(ex->ref_mem, guest_as(ex), res->gpa, NULL, &readonly))
+		return true;
+	if (write && readonly)
+		return true;
+	if (!vcpu0(ex)->arch.smm)
+		return false;
+	ex->stats.rule_hits[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION]++;
+	return true;
+}
+
 /* A CPU outcome that is not an answer to compare: shutdown (a rule may allow it), livelock
  * or a model crash. Returns 1 with div filled, 0 if a rule allowed it. */
 static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op, gva_t gva,
@@ -225,6 +261,8 @@ static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op,
 		ex->shut_down = true;
 		return 0;
 	}
+	if (res->outcome == CPU_MODEL_ERROR && model_error_is_known(ex, &cpu))
+		return 0;
 	set_divergence(div, index, op, res->outcome == CPU_LIVELOCK ? CHECK_LIVENESS :
 				       res->outcome == CPU_MODEL_ERROR ? CHECK_MODEL_ERROR : CHECK_OUTCOME);
 	div->gva = gva;
@@ -253,6 +291,9 @@ static bool physmap_usable(struct executor *ex)
 
 	if (mode == PAGING_NONE)
 		return true;
+	/* The physmap's tables are in address space 0 only. */
+	if (vcpu0(ex)->arch.smm)
+		return false;
 	if (mode == PAGING_PAE)
 		return ex->ref_pdptrs[HARNESS_ROOT_INDEX] == want;
 	ref_memory_read(ex->ref_mem, 0, (vcpu0(ex)->arch.cr3 & PAGE_MASK) + HARNESS_ROOT_INDEX *
@@ -279,12 +320,28 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 		kvm_mmu_pte_write(vcpu0(ex), gpa, src, (int)len);
 		return 0;
 	}
-	ref_memory_write(ex->ref_mem, 0, gpa, src, len);
+	uint64_t before = 0;
+	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
+
+	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
 	kvm_vcpu_access(vcpu0(ex), &acc, &res);
 	vcpu0(ex)->arch.cpl = saved_cpl;
-	if (res.outcome == CPU_OK || res.outcome == CPU_MMIO_EXIT)
+	if (res.outcome == CPU_OK)
 		return 0;
-	return cpu_failure(ex, index, op, gpa, &res, div);
+	if (res.outcome != CPU_MMIO_EXIT)
+		return cpu_failure(ex, index, op, gpa, &res, div);
+	if (!mmio_exit_allowed(ex, true, &res)) {
+		set_divergence(div, index, op, CHECK_MMIO);
+		div->gva = gpa;
+		snprintf(div->detail, sizeof(div->detail),
+			 "the harness's table write to gpa %#llx exited as MMIO, but it has memory",
+			 (unsigned long long)gpa);
+		return 1;
+	}
+	/* KVM dropped the write (stale MMIO cache in SMM): so does the reference. */
+	if (backed)
+		ref_memory_write(ex->ref_mem, guest_as(ex), gpa, &before, len);
+	return 0;
 }
 
 /* The physmap entry in root entry HARNESS_ROOT_INDEX of the table about to become the root
@@ -296,7 +353,7 @@ static void install_physmap_root(struct executor *ex, gpa_t root, enum paging_mo
 	size_t len = entry_value_size(mode);
 	gpa_t gpa = root + HARNESS_ROOT_INDEX * len;
 
-	if (!shadow_mmu(ex) || mode == PAGING_NONE)
+	if (!shadow_mmu(ex) || mode == PAGING_NONE || vcpu0(ex)->arch.smm)
 		return;
 	ref_memory_read(ex->ref_mem, 0, gpa, &current, len);
 	if (current == value)
@@ -412,7 +469,7 @@ static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, stru
 	same = cr3 == vcpu->arch.cr3 && !memcmp(old_pdptrs, vcpu->mmu.pdptrs, sizeof(old_pdptrs));
 	if (shadow_mmu(ex)) {
 		if (same)
-			vcpu->requests |= KVM_REQ_TLB_FLUSH;
+			vcpu->requests |= KVM_REQ_MMU_SYNC | KVM_REQ_TLB_FLUSH;
 		else
 			kvm_mmu_new_cr3(vcpu, cr3, false);
 	}
@@ -543,7 +600,7 @@ static int zero_table(struct executor *ex, uint32_t index, const struct op *op, 
 {
 	uint64_t entries[PAGE_SIZE / 8];
 
-	if (ref_memory_read(ex->ref_mem, 0, table, entries, sizeof(entries)))
+	if (ref_memory_read(ex->ref_mem, guest_as(ex), table, entries, sizeof(entries)))
 		memset(entries, 0, sizeof(entries));
 	for (unsigned i = 0; i < PAGE_SIZE / 8; i++) {
 		uint64_t zero = 0;
@@ -633,7 +690,7 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 		uint64_t entry = 0;
 		gpa_t next;
 
-		ref_memory_read(ex->ref_mem, 0, entry_gpa, &entry, esz);
+		ref_memory_read(ex->ref_mem, guest_as(ex), entry_gpa, &entry, esz);
 		next = entry & (esz == 4 ? PT32_BASE_ADDR_MASK : PT64_BASE_ADDR_MASK);
 		if ((entry & PT_PRESENT_MASK) && !(entry & PT_PAGE_SIZE_MASK) && is_pool_table(next)) {
 			table = next;
@@ -662,6 +719,43 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 
 		return op_cr3(ex, index, &reload, div);
 	}
+	return 0;
+}
+
+/* SMM entry (enter_smm) and RSM, as far as the MMU sees them: the vCPU's memslots become
+ * address space 1 and paging goes off (real-address mode), then RSM restores the saved
+ * control registers and address space 0. The SMRAM state-save area is not modelled: the
+ * state lives in the executor (KVM's save to SMBASE + 0xfe00 would miss every slot here
+ * anyway: guest-physical [0, 1 MiB) is the harness's). Both change the MMU role, so KVM
+ * resets the MMU context (kvm_smm_changed), and the guest's TLB is flushed. */
+static int op_smm(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	struct kvm_vcpu *vcpu = vcpu0(ex);
+	bool loaded = true;
+
+	if (op->smm.enter == vcpu->arch.smm)
+		return 0;
+	if (shadow_mmu(ex))
+		kvm_mmu_unload(vcpu);
+	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
+	if (op->smm.enter) {
+		ex->smm_saved = vcpu->arch;
+		memcpy(ex->smm_saved_pdptrs, ex->ref_pdptrs, sizeof(ex->ref_pdptrs));
+		vcpu->arch.smm = true;
+		vcpu->arch.cr0 &= ~(X86_CR0_PE | X86_CR0_PG);
+		vcpu->arch.cr4 = 0;
+		vcpu->arch.efer = 0;
+		kvm_init_mmu(vcpu);
+		return 0;
+	}
+	vcpu->arch = ex->smm_saved;
+	vcpu->arch.smm = false;
+	memcpy(ex->ref_pdptrs, ex->smm_saved_pdptrs, sizeof(ex->ref_pdptrs));
+	kvm_init_mmu(vcpu);
+	/* RSM reloads the PDPTEs of a PAE guest from the restored CR3. */
+	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE &&
+	    load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
+		return 1;
 	return 0;
 }
 
@@ -771,7 +865,7 @@ static bool compare_walked_entries(struct executor *ex, const struct guest_walke
 	for (int i = 0; i < n; i++) {
 		uint64_t model = 0, arch = 0;
 		bool model_ok = model_phys_read(ex, gpas[i], &model, esz) == 0;
-		bool arch_ok = ref_memory_read(ex->ref_mem, 0, gpas[i], &arch, esz) == 0;
+		bool arch_ok = ref_memory_read(ex->ref_mem, guest_as(ex), gpas[i], &arch, esz) == 0;
 
 		if (model_ok != arch_ok || model != arch) {
 			*bad_gpa = gpas[i];
@@ -817,20 +911,6 @@ static bool mmu_model_access(struct executor *ex, const struct op *op, struct mo
 	}
 }
 
-/* An MMIO exit is right only where the guest-physical address has no memory the access
- * could use (none, or read-only for a write). */
-static bool mmio_exit_allowed(struct executor *ex, const struct access_check *check,
-			      const struct cpu_access_result *res)
-{
-	bool readonly = false;
-
-	if (res->outcome != CPU_MMIO_EXIT)
-		return true;
-	if (!ref_memory_backing(ex->ref_mem, 0, res->gpa, NULL, &readonly))
-		return true;
-	return check->kind == REF_WRITE && readonly;
-}
-
 /* RULE_KVM_PSE_CHANGE_KEEPS_SHADOW for an access of a 32-bit guest on the shadow MMU: the
  * answer is the reference's under the other CR4.PSE value. The model used a stale spte
  * and walked nothing, so neither reference walk keeps its A/D writes. */
@@ -871,11 +951,12 @@ static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check
 	    !ref->n_entries)
 		return;
 	leaf = ref->entries[ref->n_entries - 1].gpa;
-	if (model_phys_read(ex, leaf, &model, esz) || ref_memory_read(ex->ref_mem, 0, leaf, &arch, esz))
+	if (model_phys_read(ex, leaf, &model, esz) ||
+	    ref_memory_read(ex->ref_mem, guest_as(ex), leaf, &arch, esz))
 		return;
 	if ((model ^ arch) != PT_DIRTY_MASK || !(arch & PT_DIRTY_MASK))
 		return;
-	ref_memory_write(ex->ref_mem, 0, leaf, &model, esz);
+	ref_memory_write(ex->ref_mem, guest_as(ex), leaf, &model, esz);
 	ex->stats.rule_hits[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY]++;
 }
 
@@ -927,7 +1008,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed)) {
 		set_divergence(div, index, op, failed);
-	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, &check, &cpu)) {
+	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, check.kind == REF_WRITE, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
 		snprintf(div->detail, sizeof(div->detail),
 			 "the model exited to userspace as MMIO for gpa %#llx, which has memory\n  ",
@@ -1082,9 +1163,9 @@ static int after_op(struct executor *ex, uint32_t index, const struct op *op, st
 			return ret;
 	}
 	if (ex->kvm->error.set) {
-		set_divergence(div, index, op, CHECK_MODEL_ERROR);
-		snprintf(div->detail, sizeof(div->detail), "model error: %s", ex->kvm->error.what);
-		return 1;
+		struct cpu_access_result res = { .outcome = CPU_MODEL_ERROR };
+
+		return cpu_failure(ex, index, op, 0, &res, div);
 	}
 	if (ex->audit_every_op && audit(ex, index, op, div))
 		return 1;
@@ -1098,6 +1179,7 @@ struct memory_compare {
 	bool model_side;
 	bool differs;
 	hva_t hva;
+	uint64_t mine, theirs; /* the differing 8 bytes: model's, reference's */
 };
 
 static void compare_page(void *ctx, hva_t hva, const uint8_t *page)
@@ -1116,20 +1198,31 @@ static void compare_page(void *ctx, hva_t hva, const uint8_t *page)
 		other = pfn == KVM_PFN_ERR_FAULT ? NULL : host_pfn_page(cmp->ex->host, pfn, false);
 	}
 	if (memcmp(page, other ? other : zero_page, PAGE_SIZE)) {
+		const uint8_t *theirs = other ? other : zero_page;
+		unsigned off = 0;
+
+		while (page[off] == theirs[off])
+			off++;
 		cmp->differs = true;
-		cmp->hva = hva;
+		cmp->hva = hva + (off & ~7u);
+		memcpy(&cmp->mine, page + (off & ~7u), 8);
+		memcpy(&cmp->theirs, theirs + (off & ~7u), 8);
+		if (!cmp->model_side) {
+			uint64_t t = cmp->mine;
+
+			cmp->mine = cmp->theirs;
+			cmp->theirs = t;
+		}
 	}
 }
 
-static bool compare_all_memory(struct executor *ex, hva_t *bad_hva)
+static bool compare_all_memory(struct executor *ex, struct memory_compare *cmp)
 {
-	struct memory_compare cmp = { .ex = ex, .model_side = true };
-
-	host_for_each_page(ex->host, compare_page, &cmp);
-	cmp.model_side = false;
-	ref_memory_for_each_page(ex->ref_mem, compare_page, &cmp);
-	*bad_hva = cmp.hva;
-	return !cmp.differs;
+	*cmp = (struct memory_compare){ .ex = ex, .model_side = true };
+	host_for_each_page(ex->host, compare_page, cmp);
+	cmp->model_side = false;
+	ref_memory_for_each_page(ex->ref_mem, compare_page, cmp);
+	return !cmp->differs;
 }
 
 /* ---- driver ---- */
@@ -1166,8 +1259,7 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		kvm_memslots_jump_generation(ex->kvm, op->gen_jump.as_id, op->gen_jump.count);
 		return 0;
 	case OP_SMM:
-		ex->stats.smm_unsupported++;
-		return 0;
+		return op_smm(ex, index, op, div);
 	default:
 		return fail(ex, "op %u: unknown kind %u", index, op->kind);
 	}
@@ -1224,18 +1316,19 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 	static const struct op no_op;
 	const struct op *last = prog->n_ops ? &prog->ops[prog->n_ops - 1] : &no_op;
 	uint32_t last_index = prog->n_ops ? prog->n_ops - 1 : 0;
-	hva_t bad_hva;
+	struct memory_compare cmp;
 
 	/* After a shutdown the model's state is dead: KVM left it as it was when it gave up
 	 * (e.g. a PAE root half allocated by mmu_alloc_shadow_roots). */
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
-	if (compare_all_memory(ex, &bad_hva))
+	if (compare_all_memory(ex, &cmp))
 		return 0;
 	set_divergence(div, last_index, last, CHECK_MEMORY);
 	snprintf(div->detail, sizeof(div->detail),
-		 "guest memory differs in the page at hva %#llx (checked after the last op)",
-		 (unsigned long long)bad_hva);
+		 "guest memory differs at hva %#llx: model %#llx, reference %#llx (checked after "
+		 "the last op)", (unsigned long long)cmp.hva, (unsigned long long)cmp.mine,
+		 (unsigned long long)cmp.theirs);
 	return 1;
 }
 

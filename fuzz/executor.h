@@ -34,7 +34,6 @@ struct executor_stats {
 	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */
 	uint64_t pke_ignored;   /* CR4.PKE requests: no PKU under shadow paging (#GP) */
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
-	uint64_t smm_unsupported;   /* smm ops: SMM entry/exit is not modelled yet */
 };
 
 #define DIVERGENCE_DETAIL_MAX 2048

@@ -18,6 +18,8 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_ROOT_OUTSIDE_MEMSLOT] = "KVM_ROOT_OUTSIDE_MEMSLOT",
 	[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY] = "KVM_MMIO_WRITE_SKIPS_DIRTY",
 	[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW] = "KVM_PSE_CHANGE_KEEPS_SHADOW",
+	[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0] = "KVM_SMM_ROOT_CHECKED_IN_AS0",
+	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
@@ -117,6 +119,24 @@ bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *c
 		return false;
 	for (int i = 0; i < 4; i++)
 		if ((cpu->pdptrs[i] & PT_PRESENT_MASK) && !backed(mem, cpu->pdptrs[i] & PT64_BASE_ADDR_MASK))
+			return true;
+	return false;
+}
+
+static bool only_in_as0(struct ref_memory *mem, gpa_t gpa)
+{
+	return ref_memory_page(mem, 0, gpa, false) && !ref_memory_page(mem, 1, gpa, false);
+}
+
+bool checker_smm_root_only_in_as0(struct ref_memory *mem, const struct ref_cpu_state *cpu)
+{
+	if (cpu->as_id != 1 || cpu->mode == PAGING_NONE)
+		return false;
+	if (cpu->mode != PAGING_PAE)
+		return only_in_as0(mem, cpu->cr3 & PAGE_MASK);
+	/* PAE roots are the tables the PDPTEs point at. */
+	for (int i = 0; i < 4; i++)
+		if ((cpu->pdptrs[i] & PT_PRESENT_MASK) && only_in_as0(mem, cpu->pdptrs[i] & PT64_BASE_ADDR_MASK))
 			return true;
 	return false;
 }

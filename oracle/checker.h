@@ -47,6 +47,15 @@ enum kvm_rule {
 	 * PSE setting are found again and their sptes keep translating (found by shadowfuzz;
 	 * see docs/findings.md). Allowed: answers right under the other CR4.PSE value. */
 	RULE_KVM_PSE_CHANGE_KEEPS_SHADOW,
+	/* mmu_check_root looks the root up in address space 0 (kvm_is_visible_gfn) but
+	 * account_shadowed in the vCPU's (SMM: 1): a root present only in AS0 passes the check
+	 * and KVM dereferences a NULL memslot (found by shadowfuzz; docs/findings.md). The run
+	 * ends there, as the host would. */
+	RULE_KVM_SMM_ROOT_CHECKED_IN_AS0,
+	/* vcpu_cache_mmio_info / vcpu_match_mmio_gen tag the per-vCPU MMIO cache with address
+	 * space 0's generation, so in SMM an update of address space 1 alone leaves a gva
+	 * cached as MMIO after its gfn got memory: KVM exits as MMIO (found by shadowfuzz). */
+	RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION,
 	RULE_COUNT
 };
 
@@ -81,6 +90,10 @@ bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr);
 /* RULE_KVM_ROOT_OUTSIDE_MEMSLOT's condition: the CR3 page, or (PAE) a table a present
  * PDPTE points at, has no memory behind it in address space 0. */
 bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *cpu);
+
+/* RULE_KVM_SMM_ROOT_CHECKED_IN_AS0's condition: in SMM, a root table (the CR3 page; in PAE
+ * the tables the PDPTEs point at) has memory in address space 0 but none in 1. */
+bool checker_smm_root_only_in_as0(struct ref_memory *mem, const struct ref_cpu_state *cpu);
 
 const char *check_name(enum check_id check);
 const char *kvm_rule_name(enum kvm_rule rule);

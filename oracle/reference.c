@@ -236,6 +236,7 @@ struct ref_engine {
 	/* The configuration of the current run. */
 	gpa_t root;
 	bool pse;
+	int as_id; /* address space of the check in progress */
 	uint64_t pdptrs[4];
 
 	/* The current check. */
@@ -368,7 +369,7 @@ static uint64_t harness_table_entry(const struct ref_engine *e, gpa_t gpa)
  * non-existent physical memory do. */
 static uint64_t memory_entry(struct ref_engine *e, gpa_t gpa, bool *backed)
 {
-	const uint8_t *page = ref_memory_page(e->mem, 0, gpa, false);
+	const uint8_t *page = ref_memory_page(e->mem, e->as_id, gpa, false);
 
 	*backed = page != NULL;
 	return page ? load_entry(page, gpa, e->entry_size) : all_ones_entry(e);
@@ -520,7 +521,7 @@ static void write_back(struct ref_engine *e, gpa_t gpa, uint32_t value)
 
 	if (!e->walk.tracing || !in_traced_memory_entry(e, gpa))
 		return;
-	page = ref_memory_page(e->mem, 0, gpa, true);
+	page = ref_memory_page(e->mem, e->as_id, gpa, true);
 	if (!page)
 		return;
 	if (e->n_ad == REF_MAX_AD_WRITES) {
@@ -1226,6 +1227,7 @@ static void begin_check(struct ref_engine *e, const struct ref_cpu_state *cpu,
 	e->gva = gva;
 	e->root = k->root;
 	e->pse = k->flags & KEY_PSE;
+	e->as_id = cpu->as_id;
 	if (e->mode == PAGING_PAE)
 		memcpy(e->pdptrs, cpu->pdptrs, sizeof(e->pdptrs));
 	e->n_ad = 0;
@@ -1262,7 +1264,7 @@ static void roll_back_ad(struct ref_engine *e)
 {
 	while (e->n_ad) {
 		const struct ad_write *w = &e->ad_log[--e->n_ad];
-		uint8_t *page = ref_memory_page(e->mem, 0, w->gpa, true);
+		uint8_t *page = ref_memory_page(e->mem, e->as_id, w->gpa, true);
 
 		if (page)
 			memcpy(page + (w->gpa & (PAGE_SIZE - 1)), &w->old_value, sizeof(uint32_t));
@@ -1272,7 +1274,7 @@ static void roll_back_ad(struct ref_engine *e)
 void ref_revert_ad_writes(struct ref_engine *e, const struct ref_result *result)
 {
 	for (int i = result->n_ad_writes - 1; i >= 0; i--) {
-		uint8_t *page = ref_memory_page(e->mem, 0, result->ad_writes[i].gpa, true);
+		uint8_t *page = ref_memory_page(e->mem, e->as_id, result->ad_writes[i].gpa, true);
 
 		if (page)
 			memcpy(page + (result->ad_writes[i].gpa & (PAGE_SIZE - 1)),

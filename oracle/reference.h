@@ -18,6 +18,7 @@ struct ref_cpu_state {
 	bool cr0_wp, cr4_pse, cr4_smep, cr4_smap, cr4_pke, efer_nxe, rflags_ac;
 	uint32_t pkru;
 	uint64_t pdptrs[4]; /* PAE: the PDPTE registers, as loaded at MOV CR3 */
+	int as_id;          /* address space of guest memory (1 in System Management Mode) */
 };
 
 enum ref_access_kind { REF_READ, REF_WRITE, REF_FETCH };
@@ -58,7 +59,7 @@ struct ref_engine *ref_engine_new(enum paging_mode mode, struct ref_memory *mem,
 				  size_t errlen);
 void ref_engine_free(struct ref_engine *engine);
 
-/* One access in address space 0. Returns 0, or -1 on an engine failure (message from
+/* One access, in cpu->as_id's guest memory. Returns 0, or -1 on an engine failure (message from
  * ref_engine_error); the result is valid only on 0. A/D writes of successful accesses are
  * applied to the reference's memory; faulting accesses leave memory untouched. */
 int ref_check(struct ref_engine *engine, const struct ref_cpu_state *cpu, int cpl,
