@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/host_memory.h"
 #include "../core/kvm_host.h"
@@ -30,6 +31,7 @@ struct executor {
 	struct kvm_config config;
 	enum exec_model model;
 	bool audit_every_op;
+	struct executor_log *log;
 	struct translation_checker *translations;
 	struct host_memory *host;
 	struct kvm *kvm;
@@ -44,6 +46,14 @@ struct executor {
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
+	/* Translations verified since the guest last changed anything a verdict depends on
+	 * (tables, memslots, control state, invalidations): accesses only set A/D bits, which
+	 * never make a valid translation invalid, so they keep the epoch. */
+	uint64_t epoch;
+	struct verified_translation {
+		uint64_t epoch;
+		struct model_translation t;
+	} verified[4096];
 	struct kvm_vcpu_arch smm_saved; /* what RSM restores */
 	uint64_t smm_saved_pdptrs[4];
 	char error[256];
@@ -100,8 +110,62 @@ void executor_free(struct executor *ex)
 	free(ex);
 }
 
-const struct executor_stats *executor_stats(const struct executor *ex) { return &ex->stats; }
+const struct executor_stats *executor_stats(struct executor *ex)
+{
+	ex->stats.reference_ns = 0;
+	for (int mode = 0; mode < PAGING_MODE_COUNT; mode++)
+		ex->stats.reference_ns += ref_engine_busy_ns(ex->engines[mode]);
+	return &ex->stats;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The model's CPU, timed for executor_stats.model_ns. */
+static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
+			     struct cpu_access_result *res)
+{
+	uint64_t start = now_ns();
+
+	kvm_vcpu_access(&ex->kvm->vcpus[0], acc, res);
+	ex->stats.model_ns += now_ns() - start;
+}
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
+void executor_set_log(struct executor *ex, struct executor_log *log) { ex->log = log; }
+
+static void log_access(struct executor *ex, uint32_t index, const struct model_access *answer)
+{
+	struct executor_log *log = ex->log;
+
+	if (!log || log->n >= EXECUTOR_LOG_MAX)
+		return;
+	log->accesses[log->n].op_index = index;
+	log->accesses[log->n].answer = *answer;
+	log->n++;
+}
+
+/* An order-independent digest of guest memory (hva, contents) of the model. */
+static void digest_page(void *ctx, hva_t hva, const uint8_t *page)
+{
+	uint64_t *digest = ctx, h = hva * 0x9e3779b97f4a7c15ull;
+	bool zero = true;
+
+	for (size_t i = 0; i < PAGE_SIZE; i += 8) {
+		uint64_t word;
+
+		memcpy(&word, page + i, 8);
+		zero &= !word;
+		h = (h ^ word) * 0x100000001b3ull;
+	}
+	/* A page of zeros reads like one never written. */
+	if (!zero)
+		*digest += h;
+}
 const char *executor_error(const struct executor *ex) { return ex->error; }
 
 static struct kvm_vcpu *vcpu0(struct executor *ex) { return &ex->kvm->vcpus[0]; }
@@ -324,7 +388,7 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
 
 	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
-	kvm_vcpu_access(vcpu0(ex), &acc, &res);
+	model_cpu_access(ex, &acc, &res);
 	vcpu0(ex)->arch.cpl = saved_cpl;
 	if (res.outcome == CPU_OK)
 		return 0;
@@ -542,6 +606,7 @@ static void op_memslot(struct executor *ex, const struct op *op)
 {
 	struct kvm_userspace_memory_region region;
 	unsigned as_id = op->memslot.as_id;
+	uint64_t start;
 	int ret;
 
 	region_for_op(ex, op, &region);
@@ -550,7 +615,9 @@ static void op_memslot(struct executor *ex, const struct op *op)
 		host_mmap(ex->host, region.userspace_addr & PAGE_MASK,
 			  (region.memory_size + PAGE_SIZE - 1) & PAGE_MASK, op->memslot.host_page_shift);
 	ex->stats.memslot_ioctls++;
+	start = now_ns();
 	ret = kvm_set_memory_region(ex->kvm, &region, NULL);
+	ex->stats.model_ns += now_ns() - start;
 	if (ret) {
 		ex->stats.memslot_errors++;
 		return;
@@ -891,7 +958,7 @@ static bool mmu_model_access(struct executor *ex, const struct op *op, struct mo
 	};
 
 	memset(answer, 0, sizeof(*answer));
-	kvm_vcpu_access(vcpu0(ex), &acc, res);
+	model_cpu_access(ex, &acc, res);
 	switch (res->outcome) {
 	case CPU_OK:
 	case CPU_MMIO_EXIT:
@@ -934,6 +1001,7 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 	if (!checker_compare(&expected, model, &failed))
 		return false;
 	ref_revert_ad_writes(engine, ref);
+	ex->epoch++;
 	ex->stats.rule_hits[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW]++;
 	return true;
 }
@@ -957,6 +1025,7 @@ static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check
 	if ((model ^ arch) != PT_DIRTY_MASK || !(arch & PT_DIRTY_MASK))
 		return;
 	ref_memory_write(ex->ref_mem, guest_as(ex), leaf, &model, esz);
+	ex->epoch++;
 	ex->stats.rule_hits[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY]++;
 }
 
@@ -996,6 +1065,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 			ref_revert_ad_writes(engine, &ref);
 		return cpu_failure(ex, index, op, check.gva, &cpu, div);
 	}
+	log_access(ex, index, &model);
 	checker_expected(&check, &ref, &expected, &rule);
 	if (ref.outcome == REF_OK && expected.outcome != REF_OK)
 		ref_revert_ad_writes(engine, &ref);
@@ -1082,23 +1152,34 @@ static bool pse_change_allows_translation(struct translation_walk *w, const stru
 	return true;
 }
 
+static struct verified_translation *verified_slot(struct executor *ex, const struct model_translation *t)
+{
+	uint64_t h = t->gva * 0x9e3779b97f4a7c15ull ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
+		     (uint64_t)t->access << 3 ^ (uint64_t)t->level << 7 ^ (uint64_t)t->source << 9;
+
+	return &ex->verified[(h >> 40) % (sizeof(ex->verified) / sizeof(ex->verified[0]))];
+}
+
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 {
 	struct translation_walk *w = ctx;
 	struct executor *ex = w->ex;
 	struct translation_verdict verdict;
-	struct model_translation t = {
-		.source = kt->from_tlb ? TRANSLATION_TLB : TRANSLATION_SPTE,
-		.vcpu_id = kt->vcpu_id,
-		.as_id = kt->as_id,
-		.cr3 = kt->cr3,
-		.gva = kt->gva,
-		.level = kt->level,
-		.mmio = kt->mmio,
-		.gpa = kt->gpa,
-		.hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn),
-		.access = kt->access,
-	};
+	struct model_translation t;
+
+	/* Field by field after a memset: verified translations are compared bytewise, so the
+	 * padding must be zero too. */
+	memset(&t, 0, sizeof(t));
+	t.source = kt->from_tlb ? TRANSLATION_TLB : TRANSLATION_SPTE;
+	t.vcpu_id = kt->vcpu_id;
+	t.as_id = kt->as_id;
+	t.cr3 = kt->cr3;
+	t.gva = kt->gva;
+	t.level = kt->level;
+	t.mmio = kt->mmio;
+	t.gpa = kt->gpa;
+	t.hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn);
+	t.access = kt->access;
 
 	if (w->ret)
 		return;
@@ -1107,8 +1188,15 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 		check_identity_translation(w, &t);
 		return;
 	}
-	if (translation_check(ex->translations, w->engine, &w->cpu, &t, &verdict))
+	struct verified_translation *seen = verified_slot(ex, &t);
+
+	if (seen->epoch == ex->epoch && !memcmp(&seen->t, &t, sizeof(t)))
 		return;
+	if (translation_check(ex->translations, w->engine, &w->cpu, &t, &verdict)) {
+		seen->epoch = ex->epoch;
+		seen->t = t;
+		return;
+	}
 	if (verdict.fault == TRANSLATION_CHECK_FAILED) {
 		w->ret = fail(ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 		return;
@@ -1153,9 +1241,15 @@ static int audit(struct executor *ex, uint32_t index, const struct op *op, struc
  * model crash and every translation allowed. */
 static int after_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
+	uint64_t start;
+	bool entered;
+
 	if (!shadow_mmu(ex) || ex->shut_down)
 		return 0;
-	if (!kvm_vcpu_enter_guest(vcpu0(ex)) && !ex->kvm->error.set) {
+	start = now_ns();
+	entered = kvm_vcpu_enter_guest(vcpu0(ex));
+	ex->stats.model_ns += now_ns() - start;
+	if (!entered && !ex->kvm->error.set) {
 		struct cpu_access_result res = { .outcome = CPU_SHUTDOWN };
 		int ret = cpu_failure(ex, index, op, 0, &res, div);
 
@@ -1278,6 +1372,7 @@ static int reset_for_program(struct executor *ex)
 	ex->cr3_table = 0;
 	ex->next_pool_table = 1;
 	ex->shut_down = false;
+	ex->epoch++;
 	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
 	translation_checker_reset(ex->translations);
 	vcpu->arch.cr3 = table_pool_gpa(0);
@@ -1289,6 +1384,8 @@ static int reset_for_program(struct executor *ex)
 
 int executor_begin(struct executor *ex)
 {
+	if (ex->log)
+		memset(ex->log, 0, sizeof(*ex->log));
 	if (reset_for_program(ex))
 		return -1;
 	ex->stats.programs++;
@@ -1303,6 +1400,8 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (ex->shut_down)
 		return 0;
 	ex->stats.ops++;
+	if (op->kind != OP_ACCESS)
+		ex->epoch++;
 	ret = run_op(ex, index, op, div);
 	if (!ret)
 		ret = after_op(ex, index, op, div);
@@ -1320,6 +1419,10 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 
 	/* After a shutdown the model's state is dead: KVM left it as it was when it gave up
 	 * (e.g. a PAE root half allocated by mmu_alloc_shadow_roots). */
+	if (ex->log) {
+		ex->log->shut_down = ex->shut_down;
+		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
+	}
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
 	if (compare_all_memory(ex, &cmp))

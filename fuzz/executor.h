@@ -34,6 +34,10 @@ struct executor_stats {
 	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */
 	uint64_t pke_ignored;   /* CR4.PKE requests: no PKU under shadow paging (#GP) */
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
+	/* Time split (ns): the model's CPU and ioctls, the reference engines; the rest of a
+	 * run is the checker and the harness. */
+	uint64_t model_ns;
+	uint64_t reference_ns;
 };
 
 #define DIVERGENCE_DETAIL_MAX 2048
@@ -64,11 +68,28 @@ int executor_begin(struct executor *ex);
 int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div);
 int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div);
 
+/* Guest-visible results of a run, for comparing kernel profiles (spec §9.2): the model's
+ * answer to every access in order, and a digest of guest memory at the end. */
+#define EXECUTOR_LOG_MAX 1024
+
+struct executor_log {
+	uint32_t n;
+	bool shut_down;
+	struct {
+		uint32_t op_index;
+		struct model_access answer;
+	} accesses[EXECUTOR_LOG_MAX];
+	uint64_t memory_digest;
+};
+
+/* Record into log during executor_run (NULL stops recording). */
+void executor_set_log(struct executor *ex, struct executor_log *log);
+
 /* Run core's auditor (spec §7 structural invariants) after every op, not only at the end
  * of each program. Costs time proportional to memslot sizes. */
 void executor_set_audit(struct executor *ex, bool every_op);
 
-const struct executor_stats *executor_stats(const struct executor *ex);
+const struct executor_stats *executor_stats(struct executor *ex);
 const char *executor_error(const struct executor *ex);
 
 /* A readable report: the op, the gva, the model's answer, the allowed one, both walks. */

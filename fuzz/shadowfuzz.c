@@ -85,14 +85,47 @@ static void usage_run(FILE *out)
 		     "Runs each program (text or binary; directories recursively) on the model and\n"
 		     "on the reference and checks every access, every translation and (core's\n"
 		     "auditor) the MMU's invariants after every op. Prints a verdict per file.\n"
-		     "  -q, --quiet   print only failures and the summary\n");
+		     "  -q, --quiet   print only failures and the summary\n"
+		     "  --against P   also run each program on profile P and require the same\n"
+		     "                guest-visible results (every access's answer, final memory)\n");
 	usage_common(out);
 }
 
 struct run_totals {
-	unsigned files, passed, diverged, bad;
+	unsigned files, passed, diverged, bad, differ;
 	bool quiet;
+	struct executor *against; /* second profile, for --against */
 };
+
+/* Spec §9.2: the same program gives the same guest-visible results on two profiles. */
+static bool same_results(const struct executor_log *a, const struct executor_log *b, char *why,
+			 size_t len)
+{
+	uint32_t n = a->n < b->n ? a->n : b->n;
+
+	for (uint32_t i = 0; i < n; i++) {
+		char x[96], y[96];
+
+		if (a->accesses[i].op_index == b->accesses[i].op_index &&
+		    !memcmp(&a->accesses[i].answer, &b->accesses[i].answer, sizeof(a->accesses[i].answer)))
+			continue;
+		model_access_format(&a->accesses[i].answer, x, sizeof(x));
+		model_access_format(&b->accesses[i].answer, y, sizeof(y));
+		snprintf(why, len, "access %u (op %u): %s vs %s (op %u)", i, a->accesses[i].op_index, x, y,
+			 b->accesses[i].op_index);
+		return false;
+	}
+	if (a->n != b->n || a->shut_down != b->shut_down) {
+		snprintf(why, len, "%u vs %u accesses, shutdown %d vs %d", a->n, b->n, a->shut_down,
+			 b->shut_down);
+		return false;
+	}
+	if (a->memory_digest != b->memory_digest) {
+		snprintf(why, len, "guest memory differs at the end");
+		return false;
+	}
+	return true;
+}
 
 static int run_file(struct executor *ex, const char *path, struct run_totals *totals)
 {
@@ -107,10 +140,28 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 		totals->bad++;
 		return 0;
 	}
+	static struct executor_log first, second;
+
+	executor_set_log(ex, totals->against ? &first : NULL);
 	ret = executor_run(ex, &prog, &div);
 	if (ret < 0) {
 		fprintf(stderr, "%s: harness error: %s\n", path, executor_error(ex));
 		return -1;
+	}
+	if (ret == 0 && totals->against) {
+		char why[256];
+
+		executor_set_log(totals->against, &second);
+		ret = executor_run(totals->against, &prog, &div);
+		if (ret < 0) {
+			fprintf(stderr, "%s: harness error: %s\n", path, executor_error(totals->against));
+			return -1;
+		}
+		if (ret == 0 && !same_results(&first, &second, why, sizeof(why))) {
+			totals->differ++;
+			printf("DIFFERENT %s: %s\n", path, why);
+			return 0;
+		}
 	}
 	if (ret == 0) {
 		totals->passed++;
@@ -191,22 +242,30 @@ static int cmd_run(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "profile", required_argument, NULL, 'p' }, { "bug", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "against", required_argument, NULL, 'A' }, { 0 },
 	};
 	struct common_options common = { .profile = KVM_PROFILE_5_1 };
 	struct run_totals totals = { 0 };
+	enum kvm_profile against;
+	bool compare = false;
 	struct executor *ex;
 	char err[256];
 	int opt, ret = 0;
 
-	while ((opt = getopt_long(argc, argv, "p:b:qh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "p:b:qhA:", longopts, NULL)) != -1) {
 		int consumed = parse_common(opt, optarg, &common);
 
 		if (consumed < 0)
 			return EXIT_USAGE;
 		if (consumed)
 			continue;
-		if (opt == 'q') {
+		if (opt == 'A') {
+			if (kvm_profile_parse(optarg, &against)) {
+				fprintf(stderr, "shadowfuzz: unknown profile '%s' (use 4.20, 5.1 or 5.3)\n", optarg);
+				return EXIT_USAGE;
+			}
+			compare = true;
+		} else if (opt == 'q') {
 			totals.quiet = true;
 		} else if (opt == 'h') {
 			usage_run(stdout);
@@ -228,14 +287,31 @@ static int cmd_run(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	executor_set_audit(ex, true);
+	if (compare) {
+		struct kvm_config other;
+
+		kvm_config_init(&other, against);
+		other.bugs = common.config.bugs;
+		totals.against = executor_new(&other, EXEC_SHADOW_MMU, err, sizeof(err));
+		if (!totals.against) {
+			fprintf(stderr, "shadowfuzz: %s\n", err);
+			executor_free(ex);
+			return EXIT_USAGE;
+		}
+	}
 	for (int i = optind; i < argc && !ret; i++)
 		ret = run_path(ex, argv[i], &totals);
-	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)\n", totals.files,
+	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)", totals.files,
 	       totals.passed, totals.diverged, totals.bad, kvm_profile_name(common.profile));
+	if (compare)
+		printf("; %u with different guest-visible results on profile %s", totals.differ,
+		       kvm_profile_name(against));
+	printf("\n");
+	executor_free(totals.against);
 	executor_free(ex);
 	if (ret || totals.bad)
 		return EXIT_USAGE;
-	return totals.diverged ? EXIT_DIVERGENCE : EXIT_CLEAN;
+	return totals.diverged || totals.differ ? EXIT_DIVERGENCE : EXIT_CLEAN;
 }
 
 /* ---- walk-conformance ---- */

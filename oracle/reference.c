@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <unicorn/unicorn.h>
 
@@ -237,6 +238,7 @@ struct ref_engine {
 	gpa_t root;
 	bool pse;
 	int as_id; /* address space of the check in progress */
+	uint64_t busy_ns; /* time spent in ref_check (benchmarks) */
 	uint64_t pdptrs[4];
 
 	/* The current check. */
@@ -1388,8 +1390,35 @@ static int finish_check(struct ref_engine *e, enum ref_access_kind kind, uc_err 
 	}
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int ref_check_timed(struct ref_engine *e, const struct ref_cpu_state *cpu, int cpl,
+			   enum ref_access_kind kind, gva_t gva, struct ref_result *out);
+
 int ref_check(struct ref_engine *e, const struct ref_cpu_state *cpu, int cpl,
 	      enum ref_access_kind kind, gva_t gva, struct ref_result *out)
+{
+	uint64_t start = now_ns();
+	int ret = ref_check_timed(e, cpu, cpl, kind, gva, out);
+
+	if (e)
+		e->busy_ns += now_ns() - start;
+	return ret;
+}
+
+uint64_t ref_engine_busy_ns(const struct ref_engine *engine)
+{
+	return engine ? engine->busy_ns : 0;
+}
+
+static int ref_check_timed(struct ref_engine *e, const struct ref_cpu_state *cpu, int cpl,
+			   enum ref_access_kind kind, gva_t gva, struct ref_result *out)
 {
 	struct snapshot_key key;
 	uc_context *snapshot;

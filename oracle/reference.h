@@ -78,6 +78,9 @@ int ref_probe(struct ref_engine *engine, const struct ref_cpu_state *cpu, gva_t 
  * KVM faults where the architecture succeeds, since faulting walks leave memory alone. */
 void ref_revert_ad_writes(struct ref_engine *engine, const struct ref_result *result);
 
+/* Nanoseconds the engine spent in ref_check (and ref_probe), for time splits. */
+uint64_t ref_engine_busy_ns(const struct ref_engine *engine);
+
 const char *ref_engine_error(const struct ref_engine *engine);
 
 /* Machine code of the access instruction ref_check runs for kind/cpl in mode (for
