@@ -60,6 +60,21 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "kvm: x86: fix stale mmio cache bug, 56f17dd3fbc4 (2014)",
 		.caught_by = "mmio check (an MMIO exit for a gpa that has memory)",
 	},
+	[KVM_BUG_B6_MMIO_GEN_HIGH_SHIFT] = {
+		.id = "B6",
+		.summary = "MMIO spte generation: the high part is stored with shift 52 instead of "
+			   "43 (K51/K53), so only 10 generation bits survive",
+		.origin = "introduced by cae7ed3c2cb0 (the seed series), fixed 34c0f6f2695a (2020)",
+		.caught_by = "tests/test_spte (decode(encode(g)) != g); not guest-visible here: "
+			     "sptes from generations >= 1024 only take the slow path",
+	},
+	[KVM_BUG_B8_L1TF_GFN_MASK] = {
+		.id = "B8",
+		.summary = "MMIO spte gfn decode keeps the L1TF-shifted high bits in the low part: "
+			   "a high MMIO gpa decodes wrong (needs host_phys_bits < 45)",
+		.origin = "fixed by KVM: x86: fix L1TF's MMIO GFN calculation, daa07cbc9ae3 (2018)",
+		.caught_by = "access gpa (an MMIO exit with the wrong gpa)",
+	},
 	[KVM_BUG_B9_ZAP_MEMSLOT_WITHOUT_RMAPS] = {
 		.id = "B9",
 		.summary = "K51 memslot zap (4e103134b862) without the rmap step: leaf sptes in "
@@ -74,6 +89,14 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "non-leaf levels, instead of the access inherited above its own level",
 		.origin = "fixed by b1bd5cba3306 (2021, stable to 4.9)",
 		.caught_by = "access outcome / translation check (too-permissive)",
+	},
+	[KVM_BUG_B17_MOVE_KEEPS_METADATA] = {
+		.id = "B17",
+		.summary = "MOVE keeps the old slot's rmap and lpage_info arrays, sized and aligned "
+			   "for the old base_gfn: indexes run past them, large pages cross slot ends",
+		.origin = "fixed by KVM: x86: Allocate new rmap and large page tracking when "
+			  "moving memslot (2020, stable)",
+		.caught_by = "model error (metadata index out of bounds) / core's auditor",
 	},
 	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
 		.id = "B21",
@@ -102,6 +125,13 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "after CR0.WP=1",
 		.origin = "synthetic",
 		.caught_by = "access outcome (supervisor write to a read-only page succeeds)",
+	},
+	[KVM_BUG_S8_MMIO_ACCESS_UNMASKED] = {
+		.id = "S8",
+		.summary = "mark_mmio_spte does not mask the access to W|U: X lands in bit 0, which "
+			   "makes the MMIO spte present on a host with 52 physical bits",
+		.origin = "synthetic",
+		.caught_by = "translation check (a present spte for a gpa without memory)",
 	},
 	[KVM_BUG_S9_NO_FLUSH_ON_COMMIT] = {
 		.id = "S9",

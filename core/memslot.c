@@ -30,7 +30,11 @@ uint64_t gfn_to_index(gfn_t gfn, gfn_t base_gfn, int level)
 
 struct kvm_lpage_info *lpage_info_slot(gfn_t gfn, const struct kvm_memory_slot *slot, int level)
 {
-	return &slot->arch.lpage_info[level - 2][gfn_to_index(gfn, slot->base_gfn, level)];
+	uint64_t index = gfn_to_index(gfn, slot->base_gfn, level);
+
+	if (index >= slot->arch.nr_frames[level - 1])
+		return NULL;
+	return &slot->arch.lpage_info[level - 2][index];
 }
 
 static bool memslot_is_readonly(const struct kvm_memory_slot *slot)
@@ -189,6 +193,7 @@ static int alloc_level_metadata(struct kvm_memory_slot *slot, int level)
 	slot->arch.rmap[level - 1] = calloc(lpages, sizeof(struct kvm_rmap_head));
 	if (!slot->arch.rmap[level - 1])
 		return -ENOMEM;
+	slot->arch.nr_frames[level - 1] = lpages;
 	if (level == PT_PAGE_TABLE_LEVEL)
 		return 0;
 	linfo = calloc(lpages, sizeof(*linfo));
@@ -229,17 +234,22 @@ static int kvm_create_dirty_bitmap(struct kvm_memory_slot *slot)
 /* Whether the change gets fresh x86 metadata. K420..v5.6 allocated it for CREATE only, so a
  * MOVE kept the arrays sized and aligned for the old base_gfn (bug B17, fixed by "KVM: x86:
  * Allocate new rmap and large page tracking when moving memslot"). The model is fixed. */
-static bool memslot_needs_new_metadata(enum kvm_mr_change change)
+/* B17 (fixed in 2020 by "KVM: x86: Allocate new rmap and large page tracking when moving
+ * memslot"): K420...v5.6 kept the old slot's arrays on MOVE, sized and aligned for the old
+ * base_gfn. */
+static bool memslot_needs_new_metadata(const struct kvm *kvm, enum kvm_mr_change change)
 {
+	if (change == KVM_MR_MOVE && kvm_bug(&kvm->config, KVM_BUG_B17_MOVE_KEEPS_METADATA))
+		return false;
 	return change == KVM_MR_CREATE || change == KVM_MR_MOVE;
 }
 
-static int kvm_alloc_memslot_metadata(struct kvm_memory_slot *new,
+static int kvm_alloc_memslot_metadata(const struct kvm *kvm, struct kvm_memory_slot *new,
 				      const struct kvm_memory_slot *old, enum kvm_mr_change change)
 {
 	int r;
 
-	if (memslot_needs_new_metadata(change)) {
+	if (memslot_needs_new_metadata(kvm, change)) {
 		r = kvm_arch_create_memslot(new);
 		if (r)
 			return r;
@@ -438,7 +448,7 @@ static int __kvm_set_memory_region(struct kvm *kvm, const struct kvm_userspace_m
 		return -EEXIST;
 	if (change != KVM_MR_NONE) {
 		build_new_memslot(&new, &old, mem, change);
-		r = kvm_alloc_memslot_metadata(&new, &old, change);
+		r = kvm_alloc_memslot_metadata(kvm, &new, &old, change);
 		if (r)
 			return r;
 		kvm_set_memslot(kvm, as_id, &old, &new, change);

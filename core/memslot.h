@@ -39,6 +39,9 @@ struct kvm_lpage_info {
 
 struct kvm_arch_memory_slot {
 	struct kvm_rmap_head *rmap[KVM_NR_PAGE_SIZES];           /* [level - 1] */
+	/* Entries the per-level arrays were allocated with (rmap and lpage_info alike): the
+	 * model checks indexes against them, where KVM would run off the array (bug B17). */
+	uint64_t nr_frames[KVM_NR_PAGE_SIZES];
 	struct kvm_lpage_info *lpage_info[KVM_NR_PAGE_SIZES - 1]; /* [level - 2] */
 	uint16_t *gfn_track[KVM_PAGE_TRACK_MAX];
 };
@@ -130,7 +133,8 @@ static inline bool is_error_pfn(kvm_pfn_t pfn) { return (pfn >> 63) != 0; }
 kvm_pfn_t __gfn_to_pfn_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot, gfn_t gfn,
 			       bool write_fault, bool *writable);
 
-/* Large-page metadata (spec §1.5): counter for the level-sized frame containing gfn. */
+/* Large-page metadata (spec §1.5): counter for the level-sized frame containing gfn, or NULL
+ * if the index is beyond the slot's arrays (only with bug B17). */
 struct kvm_lpage_info *lpage_info_slot(gfn_t gfn, const struct kvm_memory_slot *slot, int level);
 /* The misalignment part of disallow_lpage (kvm_arch_create_memslot) for frame index. */
 bool memslot_lpage_misaligned(const struct kvm_memory_slot *slot, uint64_t index, int level);

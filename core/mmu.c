@@ -299,11 +299,33 @@ static struct kvm_memslots *kvm_memslots_for_spte_role(struct kvm *kvm, union kv
 	return kvm->memslots[role.smm ? 1 : 0];
 }
 
-static struct kvm_rmap_head *__gfn_to_rmap(gfn_t gfn, int level, const struct kvm_memory_slot *slot)
+/* An index past the slot's arrays (bug B17) is where KVM corrupts memory: a model error,
+ * and a scratch entry so the model itself stays sound. */
+static struct kvm_rmap_head *__gfn_to_rmap(struct kvm *kvm, gfn_t gfn, int level,
+					   const struct kvm_memory_slot *slot)
 {
 	uint64_t idx = gfn_to_index(gfn, slot->base_gfn, level);
 
+	if (idx >= slot->arch.nr_frames[level - 1]) {
+		kvm_model_error(kvm, "rmap index %llu beyond the %llu entries of slot %d (level %d)",
+				(unsigned long long)idx,
+				(unsigned long long)slot->arch.nr_frames[level - 1], slot->id, level);
+		kvm->mmu->scratch_rmap.val = 0;
+		return &kvm->mmu->scratch_rmap;
+	}
 	return &slot->arch.rmap[level - PT_PAGE_TABLE_LEVEL][idx];
+}
+
+static struct kvm_lpage_info *lpage_info(struct kvm *kvm, gfn_t gfn, const struct kvm_memory_slot *slot,
+					 int level)
+{
+	struct kvm_lpage_info *linfo = lpage_info_slot(gfn, slot, level);
+
+	if (linfo)
+		return linfo;
+	kvm_model_error(kvm, "lpage_info index beyond the arrays of slot %d (level %d)", slot->id, level);
+	kvm->mmu->scratch_lpage.disallow_lpage = 0;
+	return &kvm->mmu->scratch_lpage;
 }
 
 /* gfn_to_rmap: through the *current* memslots of the page's address space. KVM would
@@ -317,7 +339,7 @@ static struct kvm_rmap_head *gfn_to_rmap(struct kvm *kvm, gfn_t gfn, const struc
 				(unsigned long long)gfn);
 		return NULL;
 	}
-	return __gfn_to_rmap(gfn, sp->role.level, slot);
+	return __gfn_to_rmap(kvm, gfn, sp->role.level, slot);
 }
 
 static int rmap_add(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn)
@@ -404,7 +426,7 @@ static bool kvm_mmu_slot_gfn_write_protect(struct kvm *kvm, struct kvm_memory_sl
 	bool write_protected = false;
 
 	for (int level = PT_PAGE_TABLE_LEVEL; level <= PT_PDPE_LEVEL; level++)
-		write_protected |= __rmap_write_protect(kvm, __gfn_to_rmap(gfn, level, slot), true);
+		write_protected |= __rmap_write_protect(kvm, __gfn_to_rmap(kvm, gfn, level, slot), true);
 	return write_protected;
 }
 
@@ -496,7 +518,7 @@ static void update_gfn_track(struct kvm *kvm, struct kvm_memory_slot *slot, gfn_
 static void update_gfn_disallow_lpage(struct kvm *kvm, struct kvm_memory_slot *slot, gfn_t gfn, int count)
 {
 	for (int level = PT_DIRECTORY_LEVEL; level <= PT_PDPE_LEVEL; level++) {
-		struct kvm_lpage_info *linfo = lpage_info_slot(gfn, slot, level);
+		struct kvm_lpage_info *linfo = lpage_info(kvm, gfn, slot, level);
 
 		linfo->disallow_lpage += count;
 		if (linfo->disallow_lpage < 0)
@@ -558,7 +580,7 @@ static bool mmu_gfn_lpage_is_disallowed(struct kvm_vcpu *vcpu, gfn_t gfn, int le
 {
 	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu), gfn);
 
-	return !slot || lpage_info_slot(gfn, slot, level)->disallow_lpage;
+	return !slot || lpage_info(vcpu->kvm, gfn, slot, level)->disallow_lpage;
 }
 
 /* ---- zapping ---- */
@@ -849,7 +871,7 @@ static bool set_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, kvm
 	if (!is_noslot_pfn(pfn))
 		return false;
 	gen = slots->generation;
-	*sptep = make_mmio_spte(&kvm->mmu->spte, gfn, access & (ACC_WRITE_MASK | ACC_USER_MASK), gen);
+	*sptep = make_mmio_spte(&kvm->mmu->spte, gfn, access, gen);
 	/* mark_mmio_spte: K51-K53 zap only pages that ever held an MMIO spte on a wrap. */
 	sptep_to_sp(kvm, sptep)->mmio_cached = true;
 	return true;
@@ -958,7 +980,7 @@ int mapping_level(struct kvm_vcpu *vcpu, gfn_t large_gfn, bool *force_pt_level)
 	if (host_level == PT_PAGE_TABLE_LEVEL)
 		return host_level;
 	for (level = PT_DIRECTORY_LEVEL; level <= host_level; level++)
-		if (lpage_info_slot(large_gfn, slot, level)->disallow_lpage)
+		if (lpage_info(vcpu->kvm, large_gfn, slot, level)->disallow_lpage)
 			break;
 	return level - 1;
 }

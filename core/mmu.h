@@ -65,6 +65,9 @@ struct kvm_arch_mmu {
 	size_t spt_index_cap;
 	struct kvm_mmu_page_list free_pages;
 	uint64_t pae_roots[KVM_MAX_VCPUS][4];
+	/* Where an out-of-bounds metadata index lands (bug B17) after the model error. */
+	struct kvm_rmap_head scratch_rmap;
+	struct kvm_lpage_info scratch_lpage;
 	/* Statistics the harness prints. */
 	uint64_t stat_pf_fixed, stat_pf_emulate, stat_pages_zapped, stat_remote_flushes;
 };

@@ -73,6 +73,8 @@ static bool audit_leaf(struct audit *a, struct kvm_mmu_page *sp, int i)
 	a->leaves++;
 	if (!slot)
 		return violation(a, "leaf spte of gfn %#llx has no memslot", (unsigned long long)gfn);
+	if (gfn_to_index(gfn, slot->base_gfn, sp->role.level) >= slot->arch.nr_frames[sp->role.level - 1])
+		return violation(a, "gfn %#llx is beyond slot %d's rmap", (unsigned long long)gfn, slot->id);
 	head = &slot->arch.rmap[sp->role.level - 1][gfn_to_index(gfn, slot->base_gfn, sp->role.level)];
 	if (occurrences(head, &sp->spt[i]) != 1)
 		return violation(a, "leaf spte %d of page gfn %#llx is in the rmap of gfn %#llx %u times",
@@ -118,9 +120,20 @@ static bool audit_sptes(struct audit *a)
 	return true;
 }
 
+/* Entries the slot's per-level arrays have (KVM sizes them from base_gfn and npages). */
 static uint64_t frames(const struct kvm_memory_slot *slot, int level)
 {
-	return gfn_to_index(slot->base_gfn + slot->npages - 1, slot->base_gfn, level) + 1;
+	return slot->arch.nr_frames[level - 1];
+}
+
+static bool audit_metadata_sizes(struct audit *a, const struct kvm_memory_slot *slot)
+{
+	for (int level = 1; level <= KVM_NR_PAGE_SIZES; level++)
+		if (frames(slot, level) !=
+		    gfn_to_index(slot->base_gfn + slot->npages - 1, slot->base_gfn, level) + 1)
+			return violation(a, "slot %d's level-%d metadata is sized for another base_gfn",
+					 slot->id, level);
+	return true;
 }
 
 static uint64_t count_heads(struct kvm_rmap_head *heads, uint64_t n)
@@ -227,7 +240,8 @@ static bool audit_slot_accounting(struct audit *a, struct kvm_memory_slot *slot,
 		if (sp->role.level > 1)
 			track[sp->gfn - slot->base_gfn]++;
 		for (int level = 2; level <= KVM_NR_PAGE_SIZES; level++)
-			disallow[level - 2][gfn_to_index(sp->gfn, slot->base_gfn, level)]++;
+			if (gfn_to_index(sp->gfn, slot->base_gfn, level) < frames(slot, level))
+				disallow[level - 2][gfn_to_index(sp->gfn, slot->base_gfn, level)]++;
 	}
 	for (uint64_t g = 0; ok && g < slot->npages; g++)
 		if (track[g] != slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g])
@@ -262,7 +276,8 @@ static bool audit_accounting(struct audit *a)
 		struct kvm_memslots *slots = a->kvm->memslots[as];
 
 		for (int s = 0; s < slots->used_slots; s++)
-			if (!audit_slot_accounting(a, &slots->memslots[s], as))
+			if (!audit_metadata_sizes(a, &slots->memslots[s]) ||
+			    !audit_slot_accounting(a, &slots->memslots[s], as))
 				return false;
 	}
 	return true;

@@ -35,7 +35,7 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 		.level = sp->role.level,
 	};
 
-	if (is_mmio_spte(p, spte)) {
+	if (is_mmio_spte(p, spte) && shadow_mmio_sptes_fault_rsvd(p)) {
 		/* An MMIO spte of an older generation is not a translation: the MMIO fault path
 		 * rechecks it on use (check_mmio_spte) and rebuilds it. */
 		if (!check_mmio_spte(p, spte, w->kvm->memslots[t.as_id]->generation))
@@ -51,6 +51,16 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 	w->fn(w->ctx, &t);
 }
 
+/* What the hardware (or KVM's MMIO fast path) can use at a leaf position: an MMIO spte
+ * that faults with RSVD, or any entry with the present bit, even one KVM meant as MMIO
+ * (on a 52-bit host MMIO sptes have no present bit and fault as not present). */
+static bool hardware_leaf(const struct spte_params *p, uint64_t spte, int level)
+{
+	if (is_mmio_spte(p, spte))
+		return shadow_mmio_sptes_fault_rsvd(p) || (spte & PT_PRESENT_MASK);
+	return is_shadow_present_pte(p, spte) && is_last_spte(spte, level);
+}
+
 static void walk_page(struct observe_walk *w, struct kvm_mmu_page *sp, uint64_t base)
 {
 	const struct spte_params *p = &w->kvm->mmu->spte;
@@ -60,7 +70,7 @@ static void walk_page(struct observe_walk *w, struct kvm_mmu_page *sp, uint64_t 
 		uint64_t spte = sp->spt[i];
 		uint64_t gva = base + ((uint64_t)i << shift);
 
-		if (is_mmio_spte(p, spte) || (is_shadow_present_pte(p, spte) && is_last_spte(spte, sp->role.level))) {
+		if (hardware_leaf(p, spte, sp->role.level)) {
 			report_leaf(w, sp, i, gva);
 			continue;
 		}

@@ -63,8 +63,9 @@ void spte_params_init(struct spte_params *p, const struct kvm_config *cfg)
 	if (width > kernel_mmio_gen_bits(cfg->profile))
 		width = kernel_mmio_gen_bits(cfg->profile);
 	p->mmio_gen_mask = rsvd_bits(0, width - 1);
-	p->bug_b6 = false;
-	p->bug_b8 = false;
+	p->bug_b6 = kvm_bug(cfg, KVM_BUG_B6_MMIO_GEN_HIGH_SHIFT);
+	p->bug_b8 = kvm_bug(cfg, KVM_BUG_B8_L1TF_GFN_MASK);
+	p->bug_s8 = kvm_bug(cfg, KVM_BUG_S8_MMIO_ACCESS_UNMASKED);
 }
 
 static int mmio_gen_low_shift(enum kvm_profile profile)
@@ -107,7 +108,10 @@ uint64_t make_mmio_spte(const struct spte_params *p, gfn_t gfn, unsigned access,
 	uint64_t spte;
 
 	spte = generation_mmio_spte_mask(p, gen & p->mmio_gen_mask);
-	spte |= p->shadow_mmio_value | (access & (ACC_WRITE_MASK | ACC_USER_MASK));
+	/* mark_mmio_spte keeps only W and U; S8 lets X through into bit 0. */
+	if (!p->bug_s8)
+		access &= ACC_WRITE_MASK | ACC_USER_MASK;
+	spte |= p->shadow_mmio_value | access;
 	spte |= gpa | p->shadow_nonpresent_or_rsvd_mask;
 	spte |= (gpa & p->shadow_nonpresent_or_rsvd_mask) << SHADOW_NONPRESENT_OR_RSVD_MASK_LEN;
 	return spte;

@@ -48,9 +48,10 @@ struct spte_params {
 	/* Generation bits an MMIO spte keeps: the configured width (cfg->mmio_gen_bits, small
 	 * in tests so wraps come quickly) capped at the kernel's width. */
 	uint64_t mmio_gen_mask;
-	/* Planted bugs; spte_params_init leaves both off. */
+	/* Planted bugs, from the config's switches. */
 	bool bug_b6; /* K51/K53 high generation part stored with shift 52 (cae7ed3c2cb0) */
 	bool bug_b8; /* L1TF gfn decode keeps the shifted high part in the low part */
+	bool bug_s8; /* MMIO spte access not masked to W|U (synthetic) */
 };
 
 void spte_params_init(struct spte_params *p, const struct kvm_config *cfg);

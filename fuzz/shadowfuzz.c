@@ -22,6 +22,7 @@ struct common_options {
 	struct kvm_config config;
 	enum kvm_profile profile;
 	uint64_t bugs;
+	int host_phys_bits; /* 0: the profile's default */
 };
 
 static void usage_common(FILE *out)
@@ -29,6 +30,9 @@ static void usage_common(FILE *out)
 	fprintf(out,
 		"  --profile P   kernel profile the model mirrors: 4.20, 5.1 (default), 5.3\n"
 		"  --bug ID      plant a historical or synthetic bug (repeatable); --bug list shows them\n"
+		"  --host-phys-bits N  the host's physical-address width (32..52, default 46): below\n"
+		"                45 the L1TF bits of MMIO sptes overlap guest addresses; 52 leaves no\n"
+		"                reserved bit for MMIO sptes\n"
 		"  -h, --help    this help\n");
 }
 
@@ -54,6 +58,17 @@ static int parse_common(int opt, const char *arg, struct common_options *common)
 			return -1;
 		}
 		return 1;
+	case 'H': {
+		char *end;
+		long bits = strtol(arg, &end, 10);
+
+		if (*end || bits < 32 || bits > 52) {
+			fprintf(stderr, "shadowfuzz: --host-phys-bits wants 32..52, not '%s'\n", arg);
+			return -1;
+		}
+		common->host_phys_bits = (int)bits;
+		return 1;
+	}
 	case 'b':
 		if (!strcmp(arg, "list")) {
 			list_bugs(stdout);
@@ -75,6 +90,8 @@ static void finish_common(struct common_options *common)
 {
 	kvm_config_init(&common->config, common->profile);
 	common->config.bugs = common->bugs;
+	if (common->host_phys_bits)
+		common->config.host_phys_bits = common->host_phys_bits;
 }
 
 /* ---- run ---- */
@@ -242,7 +259,8 @@ static int cmd_run(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "profile", required_argument, NULL, 'p' }, { "bug", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
-		{ "against", required_argument, NULL, 'A' }, { 0 },
+		{ "against", required_argument, NULL, 'A' }, { "host-phys-bits", required_argument, NULL, 'H' },
+		{ 0 },
 	};
 	struct common_options common = { .profile = KVM_PROFILE_5_1 };
 	struct run_totals totals = { 0 };
@@ -252,7 +270,7 @@ static int cmd_run(int argc, char **argv)
 	char err[256];
 	int opt, ret = 0;
 
-	while ((opt = getopt_long(argc, argv, "p:b:qhA:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "p:b:qhA:H:", longopts, NULL)) != -1) {
 		int consumed = parse_common(opt, optarg, &common);
 
 		if (consumed < 0)
@@ -291,6 +309,7 @@ static int cmd_run(int argc, char **argv)
 		struct kvm_config other;
 
 		kvm_config_init(&other, against);
+		other.host_phys_bits = common.config.host_phys_bits;
 		other.bugs = common.config.bugs;
 		totals.against = executor_new(&other, EXEC_SHADOW_MMU, err, sizeof(err));
 		if (!totals.against) {

@@ -36,6 +36,7 @@ static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
 static void usage_smoke(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID] [--audit]\n"
+		     "                       [--host-phys-bits N]\n"
 		     "Decodes N random byte strings (default 10000, seed 1) and runs each program;\n"
 		     "prints the first divergence with its program and exits 1 if any is found.\n"
 		     "The MMU's invariants are audited after each program, with --audit after each op.\n");
@@ -78,9 +79,10 @@ int cmd_smoke(int argc, char **argv)
 		{ "programs", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
 		{ "profile", required_argument, NULL, 'p' },  { "bug", required_argument, NULL, 'b' },
 		{ "audit", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "host-phys-bits", required_argument, NULL, 'H' }, { 0 },
 	};
 	bool audit_every_op = false;
+	uint64_t host_phys_bits = 0;
 	uint64_t programs = 10000, seed = 1, divergences = 0, bugs = 0;
 	enum kvm_profile profile = KVM_PROFILE_5_1;
 	static struct program prog;
@@ -91,8 +93,14 @@ int cmd_smoke(int argc, char **argv)
 	char err[256];
 	int opt, bug;
 
-	while ((opt = getopt_long(argc, argv, "n:s:p:b:ah", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'H':
+			if (parse_u64(optarg, &host_phys_bits) || host_phys_bits < 32 || host_phys_bits > 52) {
+				fprintf(stderr, "shadowfuzz smoke: --host-phys-bits wants 32..52\n");
+				return 2;
+			}
+			break;
 		case 'a':
 			audit_every_op = true;
 			break;
@@ -128,6 +136,8 @@ int cmd_smoke(int argc, char **argv)
 	}
 	kvm_config_init(&cfg, profile);
 	cfg.bugs = bugs;
+	if (host_phys_bits)
+		cfg.host_phys_bits = (int)host_phys_bits;
 	ex = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!ex) {
 		fprintf(stderr, "shadowfuzz smoke: %s\n", err);
