@@ -1298,7 +1298,8 @@ static void test_config(void **state)
 	assert_int_equal(kvm_bug_parse("W4"), KVM_BUG_W4_NX_NOT_RESERVED);
 	assert_int_equal(kvm_bug_parse("W5"), -1);
 	assert_int_equal(kvm_bug_parse("b13"), KVM_BUG_B13_SINGLE_PT_ACCESS);
-	assert_int_equal(kvm_bug_parse("B17"), -1);
+	assert_int_equal(kvm_bug_parse("B17"), KVM_BUG_B17_MOVE_KEEPS_METADATA);
+	assert_int_equal(kvm_bug_parse("B99"), -1);
 	assert_int_equal(kvm_bug_parse(""), -1);
 	for (int bug = 0; bug < KVM_BUG_COUNT; bug++) {
 		const struct kvm_bug_info *info = kvm_bug_info((enum kvm_bug_id)bug);
