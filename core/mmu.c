@@ -1332,7 +1332,6 @@ void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int
 		return;
 	TAILQ_INIT(&invalid_list);
 	gentry = read_new_gentry(vcpu, &gpa, &bytes);
-restart:
 	for (sp = LIST_FIRST(&kvm->mmu->mmu_page_hash[kvm_page_table_hashfn(gfn)]); sp; sp = next) {
 		uint64_t *spte;
 		int npte;
@@ -1340,9 +1339,10 @@ restart:
 		next = LIST_NEXT(sp, hash_link);
 		if (sp->gfn != gfn || sp->role.direct || sp->role.invalid || is_obsolete_sp(kvm, sp))
 			continue;
+		/* A zapped page stays hashed until the commit, so the walk goes on. */
 		if (detect_write_misaligned(sp, gpa, bytes) || detect_write_flooding(sp)) {
 			kvm_mmu_prepare_zap_page(kvm, sp, &invalid_list);
-			goto restart;
+			continue;
 		}
 		spte = get_written_sptes(sp, gpa, &npte);
 		for (int i = 0; spte && i < npte; i++, spte++) {

@@ -54,8 +54,6 @@ struct executor {
 		uint64_t epoch;
 		struct model_translation t;
 	} verified[4096];
-	struct kvm_vcpu_arch smm_saved; /* what RSM restores */
-	uint64_t smm_saved_pdptrs[4];
 	char error[256];
 };
 
@@ -789,12 +787,13 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 	return 0;
 }
 
-/* SMM entry (enter_smm) and RSM, as far as the MMU sees them: the vCPU's memslots become
- * address space 1 and paging goes off (real-address mode), then RSM restores the saved
- * control registers and address space 0. The SMRAM state-save area is not modelled: the
- * state lives in the executor (KVM's save to SMBASE + 0xfe00 would miss every slot here
- * anyway: guest-physical [0, 1 MiB) is the harness's). Both change the MMU role, so KVM
- * resets the MMU context (kvm_smm_changed), and the guest's TLB is flushed. */
+/* SMM entry and RSM, as far as the MMU sees them: the vCPU's memslots become address space
+ * 1 (0), the page role's smm bit changes, so KVM resets the MMU context (kvm_smm_changed),
+ * and the guest's TLB is flushed. The control registers are kept, as if the SMM handler
+ * went straight back to the interrupted paging setup (the program language's rule: smm
+ * ops leave the mode and CR3 alone); the state-save area and real-mode start are not
+ * modelled (KVM's save to SMBASE + 0xfe00 would miss every slot: guest-physical
+ * [0, 1 MiB) is the harness's). PAE reloads its PDPTEs from the new address space. */
 static int op_smm(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct kvm_vcpu *vcpu = vcpu0(ex);
@@ -805,21 +804,8 @@ static int op_smm(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (shadow_mmu(ex))
 		kvm_mmu_unload(vcpu);
 	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
-	if (op->smm.enter) {
-		ex->smm_saved = vcpu->arch;
-		memcpy(ex->smm_saved_pdptrs, ex->ref_pdptrs, sizeof(ex->ref_pdptrs));
-		vcpu->arch.smm = true;
-		vcpu->arch.cr0 &= ~(X86_CR0_PE | X86_CR0_PG);
-		vcpu->arch.cr4 = 0;
-		vcpu->arch.efer = 0;
-		kvm_init_mmu(vcpu);
-		return 0;
-	}
-	vcpu->arch = ex->smm_saved;
-	vcpu->arch.smm = false;
-	memcpy(ex->ref_pdptrs, ex->smm_saved_pdptrs, sizeof(ex->ref_pdptrs));
+	vcpu->arch.smm = op->smm.enter;
 	kvm_init_mmu(vcpu);
-	/* RSM reloads the PDPTEs of a PAE guest from the restored CR3. */
 	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE &&
 	    load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
 		return 1;
