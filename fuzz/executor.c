@@ -46,6 +46,10 @@ struct executor {
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
+	/* The MMIO cache may hold an entry filled in SMM, tagged with address space 0's
+	 * generation: set by SMM entry, cleared when that generation moves. */
+	bool smm_mmio_cache_taint;
+	uint64_t smm_taint_gen;
 	/* Translations verified since the guest last changed anything a verdict depends on
 	 * (tables, memslots, control state, invalidations): accesses only set A/D bits, which
 	 * never make a valid translation invalid, so they keep the epoch. */
@@ -290,6 +294,11 @@ static bool model_error_is_known(struct executor *ex, const struct ref_cpu_state
 	return true;
 }
 
+static bool smm_cache_may_be_stale(struct executor *ex)
+{
+	return ex->smm_mmio_cache_taint && ex->kvm->memslots[0]->generation == ex->smm_taint_gen;
+}
+
 /* An MMIO exit is right only where the guest-physical address has no memory the access
  * could use (none, or read-only for a write); in SMM KVM's MMIO cache may be stale
  * (RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION). */
@@ -303,7 +312,7 @@ static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_
 		return true;
 	if (write && readonly)
 		return true;
-	if (!vcpu0(ex)->arch.smm)
+	if (!vcpu0(ex)->arch.smm && !smm_cache_may_be_stale(ex))
 		return false;
 	ex->stats.rule_hits[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION]++;
 	return true;
@@ -805,6 +814,10 @@ static int op_smm(struct executor *ex, uint32_t index, const struct op *op, stru
 		kvm_mmu_unload(vcpu);
 	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
 	vcpu->arch.smm = op->smm.enter;
+	if (op->smm.enter) {
+		ex->smm_mmio_cache_taint = true;
+		ex->smm_taint_gen = ex->kvm->memslots[0]->generation;
+	}
 	kvm_init_mmu(vcpu);
 	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE &&
 	    load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
@@ -1358,6 +1371,7 @@ static int reset_for_program(struct executor *ex)
 	ex->cr3_table = 0;
 	ex->next_pool_table = 1;
 	ex->shut_down = false;
+	ex->smm_mmio_cache_taint = false;
 	ex->epoch++;
 	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
 	translation_checker_reset(ex->translations);
