@@ -211,6 +211,9 @@ int op_format(const struct op *op, char *buf, size_t len);
  * program). Returns 0, or -1 with a message in err. */
 int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
 
+/* Field-by-field equality of the fields an op kind uses. */
+bool op_equal(const struct op *a, const struct op *b);
+
 const char *op_kind_name(enum op_kind kind);
 const char *paging_mode_name(enum paging_mode mode);
 

@@ -983,7 +983,7 @@ void program_decode(const uint8_t *data, size_t len, struct program *out)
 	}
 }
 
-static bool same_op(const struct op *a, const struct op *b)
+bool op_equal(const struct op *a, const struct op *b)
 {
 	if (a->kind != b->kind)
 		return false;
@@ -1040,7 +1040,7 @@ static size_t encode_op(const struct op *op, const struct decode_ctx *ctx, uint8
 		written = 1 + formats[i].size;
 		memcpy(out, rec, written);
 		decode_op(out, written, ctx, decoded);
-		if (same_op(op, decoded))
+		if (op_equal(op, decoded))
 			break;
 	}
 	return written;

@@ -203,43 +203,6 @@ static void check_program(const struct program *prog)
 	}
 }
 
-static bool op_equal(const struct op *a, const struct op *b)
-{
-	if (a->kind != b->kind)
-		return false;
-	switch (a->kind) {
-	case OP_MODE:
-		return a->mode.mode == b->mode.mode;
-	case OP_CONTROL:
-		return a->control.mask == b->control.mask && a->control.value == b->control.value;
-	case OP_PKRU:
-		return a->pkru.value == b->pkru.value;
-	case OP_CR3:
-		return a->cr3.table == b->cr3.table;
-	case OP_PTE:
-		return a->pte.table == b->pte.table && a->pte.index == b->pte.index &&
-		       a->pte.value == b->pte.value;
-	case OP_MAP:
-		return a->map.gva == b->map.gva && a->map.gpa == b->map.gpa &&
-		       a->map.level == b->map.level && a->map.leaf_flags == b->map.leaf_flags &&
-		       a->map.upper_flags == b->map.upper_flags;
-	case OP_ACCESS:
-		return a->access.kind == b->access.kind && a->access.cpl == b->access.cpl &&
-		       a->access.gva == b->access.gva;
-	case OP_INVLPG:
-		return a->invlpg.gva == b->invlpg.gva;
-	case OP_GEN_JUMP:
-		return a->gen_jump.as_id == b->gen_jump.as_id && a->gen_jump.count == b->gen_jump.count;
-	case OP_SMM:
-		return a->smm.enter == b->smm.enter;
-	default:
-		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
-		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&
-		       a->memslot.size == b->memslot.size && a->memslot.hva == b->memslot.hva &&
-		       a->memslot.host_page_shift == b->memslot.host_page_shift;
-	}
-}
-
 static void assert_programs_equal(const struct program *a, const struct program *b)
 {
 	assert_int_equal(a->n_ops, b->n_ops);
