@@ -396,6 +396,11 @@ static void drop_spte(struct kvm *kvm, uint64_t *sptep)
 		rmap_remove(kvm, sptep);
 }
 
+void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep)
+{
+	drop_spte(kvm, sptep);
+}
+
 /* spte_write_protect: clear W (and MMU_WRITEABLE with pt_protect); true if flush needed. */
 static bool spte_write_protect(struct kvm *kvm, uint64_t *sptep, bool pt_protect)
 {
@@ -657,8 +662,9 @@ static void kvm_mmu_commit_zap_page(struct kvm *kvm, struct kvm_mmu_page_list *i
 	}
 }
 
-static void kvm_mmu_flush_or_zap(struct kvm *kvm, struct kvm_mmu_page_list *invalid_list,
-				 bool remote_flush)
+static void kvm_mmu_flush_or_zap(struct kvm *kvm, struct kvm_vcpu *vcpu,
+				 struct kvm_mmu_page_list *invalid_list, bool remote_flush,
+				 bool local_flush)
 {
 	if (!TAILQ_EMPTY(invalid_list)) {
 		kvm_mmu_commit_zap_page(kvm, invalid_list);
@@ -666,6 +672,8 @@ static void kvm_mmu_flush_or_zap(struct kvm *kvm, struct kvm_mmu_page_list *inva
 	}
 	if (remote_flush)
 		kvm_flush_remote_tlbs(kvm);
+	else if (local_flush && vcpu)
+		vcpu->requests |= KVM_REQ_TLB_FLUSH;
 }
 
 /* __kvm_mmu_zap_all (K51; mmio_only: pages that ever held an MMIO spte). Invalid roots that
@@ -756,7 +764,7 @@ restart:
 			goto restart;
 		}
 	}
-	kvm_mmu_flush_or_zap(kvm, &invalid_list, flush);
+	kvm_mmu_flush_or_zap(kvm, NULL, &invalid_list, flush, false);
 }
 
 /* kvm_arch_flush_shadow_memslot per profile (spec §6.3). */
@@ -1318,13 +1326,29 @@ static bool need_remote_flush(const struct kvm *kvm, uint64_t old, uint64_t new)
 	return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT64_NX_MASK)) != 0;
 }
 
+/* The role bits an emulated gpte write must agree on before it refills a spte. */
+static union kvm_mmu_page_role base_role_mask(void)
+{
+	union kvm_mmu_page_role mask = { .word = 0 };
+
+	mask.cr0_wp = 1;
+	mask.gpte_is_8_bytes = 1;
+	mask.nxe = 1;
+	mask.smep_andnot_wp = 1;
+	mask.smap_andnot_wp = 1;
+	mask.smm = 1;
+	mask.guest_mode = 1;
+	mask.ad_disabled = 1;
+	return mask;
+}
+
 void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes)
 {
 	struct kvm *kvm = vcpu->kvm;
 	struct kvm_mmu_page_list invalid_list;
 	struct kvm_mmu_page *sp, *next;
 	gfn_t gfn = gpa >> PAGE_SHIFT;
-	bool remote_flush = false;
+	bool remote_flush = false, local_flush = false;
 	uint64_t gentry;
 
 	(void)new; /* re-read from guest memory since 0e0fee5c539b (B12 fix) */
@@ -1345,17 +1369,22 @@ void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int
 			continue;
 		}
 		spte = get_written_sptes(sp, gpa, &npte);
-		for (int i = 0; spte && i < npte; i++, spte++) {
+		if (!spte)
+			continue;
+		local_flush = true;
+		for (int i = 0; i < npte; i++, spte++) {
 			uint64_t entry = *spte;
 
 			mmu_page_zap_pte(kvm, sp, spte);
-			/* Refill (mmu_pte_write_new_pte) is a prefetch of level-1 gptes: with
-			 * prefetch off in this model the next access faults the spte in. */
+			/* mmu_pte_write_new_pte: level-1 sptes are refilled from the new gpte when
+			 * the page was built for the vCPU's current role (mmu_base_role_mask). */
+			if (gentry && sp->role.level == PT_PAGE_TABLE_LEVEL &&
+			    !((sp->role.word ^ vcpu->mmu.base_role.word) & base_role_mask().word))
+				kvm_mmu_update_pte(vcpu, sp, spte, gentry);
 			remote_flush |= need_remote_flush(kvm, entry, *spte);
 		}
 	}
-	(void)gentry;
-	kvm_mmu_flush_or_zap(kvm, &invalid_list, remote_flush);
+	kvm_mmu_flush_or_zap(kvm, vcpu, &invalid_list, remote_flush, local_flush);
 }
 
 /* ---- INVLPG (kvm_mmu_invlpg): without unsync pages only the TLB and MMIO cache ---- */

@@ -144,6 +144,10 @@ bool handle_abnormal_pfn(struct kvm_vcpu *vcpu, gva_t gva, gfn_t gfn, kvm_pfn_t 
 kvm_pfn_t kvm_vcpu_gfn_to_pfn(struct kvm_vcpu *vcpu, gfn_t gfn, bool write, bool *writable);
 bool page_fault_handle_page_track(struct kvm_vcpu *vcpu, uint32_t error_code, gfn_t gfn);
 
+/* mmu->update_pte: refill a level-1 spte from a new gpte (paging_tmpl.h). */
+void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte, uint64_t gentry);
+void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep);
+
 /* Emulated guest writes reach the MMU through page tracking (kvm_page_track_write). */
 void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes);
 

@@ -42,6 +42,14 @@ int kvm_mmu_shadow_fault(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_code,
 	return paging64_page_fault(vcpu, addr, error_code, fault);
 }
 
+void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte, uint64_t gentry)
+{
+	if (vcpu->mmu.root_level == PT32_ROOT_LEVEL)
+		paging32_update_pte(vcpu, sp, spte, gentry);
+	else
+		paging64_update_pte(vcpu, sp, spte, gentry);
+}
+
 gpa_t guest_walker_gpa(const struct guest_walker *walker, gva_t addr)
 {
 	return (walker->gfn << PAGE_SHIFT) | (addr & ~PAGE_MASK);

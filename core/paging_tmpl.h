@@ -216,6 +216,48 @@ retry_walk:
 	return true;
 }
 
+/* FNAME(prefetch_invalid_gpte): a gpte that cannot be mapped speculatively (reserved bits,
+ * not present, or A clear) drops the spte instead. */
+static bool FNAME(prefetch_invalid_gpte)(struct kvm_vcpu *vcpu, uint64_t *spte, uint64_t gpte)
+{
+	if (!is_rsvd_bits_set(&vcpu->mmu, gpte, PT_PAGE_TABLE_LEVEL) && (gpte & PT_PRESENT_MASK) &&
+	    (gpte & PT_ACCESSED_MASK))
+		return false;
+	kvm_mmu_drop_spte(vcpu->kvm, spte);
+	return true;
+}
+
+/* FNAME(prefetch_gpte): map a level-1 gpte speculatively (A clear in the spte). */
+static bool FNAME(prefetch_gpte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte,
+				 uint64_t gpte)
+{
+	unsigned pte_access;
+	kvm_pfn_t pfn;
+	gfn_t gfn;
+
+	if (FNAME(prefetch_invalid_gpte)(vcpu, spte, gpte))
+		return false;
+	gfn = FNAME(gpte_to_gfn)(gpte);
+	pte_access = sp->role.access & FNAME(gpte_access)(gpte);
+	FNAME(protect_clean_gpte)(&pte_access, gpte);
+	/* pte_prefetch_gfn_to_pfn: no slot is an error; otherwise an atomic, writable lookup,
+	 * which a read-only slot fails (an INVALID slot gives NOSLOT: an MMIO spte). */
+	if (!__gfn_to_memslot(kvm_vcpu_memslots(vcpu), gfn))
+		return false;
+	pfn = kvm_vcpu_gfn_to_pfn(vcpu, gfn, true, NULL);
+	if (is_error_pfn(pfn))
+		return false;
+	mmu_set_spte(vcpu, spte, pte_access, false, PT_PAGE_TABLE_LEVEL, gfn, pfn, true, true);
+	return true;
+}
+
+/* FNAME(update_pte): kvm_mmu_pte_write's refill of a level-1 spte from the new gpte. */
+static void FNAME(update_pte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte,
+			      uint64_t gentry)
+{
+	FNAME(prefetch_gpte)(vcpu, sp, spte, (pt_element_t)gentry);
+}
+
 /* FNAME(gpte_changed): the gpte a shadow page was built from is no longer what the walk
  * read (the guest raced with us, or the write protection came too late). */
 static bool FNAME(gpte_changed)(struct kvm_vcpu *vcpu, const struct guest_walker *gw, int level)
