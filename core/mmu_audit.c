@@ -215,50 +215,74 @@ static bool accounted(const struct kvm_mmu_page *sp)
 	return !sp->role.direct && !sp->role.invalid;
 }
 
-/* Invariant 5 for one slot: gfn_track and disallow_lpage recomputed from the pages. */
+struct accounted_page {
+	gfn_t gfn;
+	bool tracked; /* level > 1: write-tracked as well */
+};
+
+static int compare_gfns(const void *x, const void *y)
+{
+	gfn_t a = ((const struct accounted_page *)x)->gfn, b = ((const struct accounted_page *)y)->gfn;
+
+	return (a > b) - (a < b);
+}
+
+/* The accounted pages of slot, sorted by gfn (the caller frees). */
+static struct accounted_page *slot_pages(struct audit *a, const struct kvm_memory_slot *slot,
+					 int as, size_t *n)
+{
+	struct kvm_mmu_page *sp;
+	struct accounted_page *pages;
+	size_t count = 0;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		count++;
+	pages = malloc((count ? count : 1) * sizeof(*pages));
+	if (!pages)
+		return NULL;
+	*n = 0;
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		if (accounted(sp) && sp->role.smm == (unsigned)as &&
+		    __gfn_to_memslot(a->kvm->memslots[as], sp->gfn) == slot)
+			pages[(*n)++] = (struct accounted_page){ sp->gfn, sp->role.level > 1 };
+	qsort(pages, *n, sizeof(*pages), compare_gfns);
+	return pages;
+}
+
+/* Invariant 5 for one slot: gfn_track and disallow_lpage recomputed from the pages, by a
+ * merge over the sorted pages, without per-gfn scratch arrays. */
 static bool audit_slot_accounting(struct audit *a, struct kvm_memory_slot *slot, int as)
 {
-	int *track = calloc(slot->npages, sizeof(*track));
-	int *disallow[KVM_NR_PAGE_SIZES - 1] = { NULL };
-	struct kvm_mmu_page *sp;
-	bool ok = track != NULL;
+	size_t n, p = 0;
+	struct accounted_page *pages = slot_pages(a, slot, as, &n);
+	bool ok = true;
 
-	for (int level = 2; ok && level <= KVM_NR_PAGE_SIZES; level++) {
-		disallow[level - 2] = calloc(frames(slot, level), sizeof(int));
-		ok = disallow[level - 2] != NULL;
-		for (uint64_t i = 0; ok && i < frames(slot, level); i++)
-			disallow[level - 2][i] = memslot_lpage_misaligned(slot, i, level);
-	}
-	if (!ok) {
-		violation(a, "auditor out of memory");
-		goto out;
-	}
-	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
-		if (!accounted(sp) || sp->role.smm != (unsigned)as ||
-		    __gfn_to_memslot(a->kvm->memslots[as], sp->gfn) != slot)
-			continue;
-		if (sp->role.level > 1)
-			track[sp->gfn - slot->base_gfn]++;
-		for (int level = 2; level <= KVM_NR_PAGE_SIZES; level++)
-			if (gfn_to_index(sp->gfn, slot->base_gfn, level) < frames(slot, level))
-				disallow[level - 2][gfn_to_index(sp->gfn, slot->base_gfn, level)]++;
-	}
-	for (uint64_t g = 0; ok && g < slot->npages; g++)
-		if (track[g] != slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g])
+	if (!pages)
+		return violation(a, "auditor out of memory");
+	for (uint64_t g = 0; ok && g < slot->npages; g++) {
+		int track = 0;
+
+		for (; p < n && pages[p].gfn == slot->base_gfn + g; p++)
+			track += pages[p].tracked;
+		if (track != slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g])
 			ok = violation(a, "gfn_track of gfn %#llx is %u, %d pages track it",
 				       (unsigned long long)(slot->base_gfn + g),
-				       slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g], track[g]);
-	for (int level = 2; ok && level <= KVM_NR_PAGE_SIZES; level++)
-		for (uint64_t i = 0; ok && i < frames(slot, level); i++)
-			if (disallow[level - 2][i] != slot->arch.lpage_info[level - 2][i].disallow_lpage)
+				       slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][g], track);
+	}
+	for (int level = 2; ok && level <= KVM_NR_PAGE_SIZES; level++) {
+		p = 0;
+		for (uint64_t i = 0; ok && i < frames(slot, level); i++) {
+			int expect = memslot_lpage_misaligned(slot, i, level);
+
+			for (; p < n && gfn_to_index(pages[p].gfn, slot->base_gfn, level) == i; p++)
+				expect++;
+			if (expect != slot->arch.lpage_info[level - 2][i].disallow_lpage)
 				ok = violation(a, "disallow_lpage of level-%d frame %llu of slot %d is %d, "
 					       "expected %d", level, (unsigned long long)i, slot->id,
-					       slot->arch.lpage_info[level - 2][i].disallow_lpage,
-					       disallow[level - 2][i]);
-out:
-	free(track);
-	for (int level = 2; level <= KVM_NR_PAGE_SIZES; level++)
-		free(disallow[level - 2]);
+					       slot->arch.lpage_info[level - 2][i].disallow_lpage, expect);
+		}
+	}
+	free(pages);
 	return ok;
 }
 

@@ -1080,11 +1080,11 @@ static struct snapshot_key make_key(const struct ref_engine *e, const struct ref
 	return key;
 }
 
+/* The root is not part of a snapshot's identity (ref_check stores it afterwards). */
 static unsigned key_slot(const struct snapshot_key *k)
 {
-	uint64_t h = k->root * 0x9e3779b97f4a7c15ull;
+	uint64_t h = (((uint64_t)k->pkru << 32) | k->flags) * 0xc2b2ae3d27d4eb4full;
 
-	h ^= (((uint64_t)k->pkru << 32) | k->flags) * 0xc2b2ae3d27d4eb4full;
 	return (unsigned)(h >> 40) & (SNAPSHOT_SLOTS - 1);
 }
 
@@ -1093,8 +1093,7 @@ static struct snapshot_slot *find_slot(struct ref_engine *e, const struct snapsh
 	for (unsigned i = key_slot(k);; i = (i + 1) & (SNAPSHOT_SLOTS - 1)) {
 		struct snapshot_slot *s = &e->snapshots[i];
 
-		if (!s->ctx || (s->key.root == k->root && s->key.pkru == k->pkru &&
-				s->key.flags == k->flags))
+		if (!s->ctx || (s->key.pkru == k->pkru && s->key.flags == k->flags))
 			return s;
 	}
 }
@@ -1438,6 +1437,17 @@ static int ref_check_timed(struct ref_engine *e, const struct ref_cpu_state *cpu
 	err = uc_context_restore(e->uc, snapshot);
 	if (err)
 		return uc_fail(e, "uc_context_restore", err);
+	/* Snapshots are shared by all roots: the engine's own translations hang off root
+	 * entry 0, injected the same for every root, and the stub INVLPGs the test gva, so the
+	 * root can be stored without a MOV CR3 (Unicorn 2.0.1 issue #1273: uc_reg_write of CR3
+	 * only stores it, which is what is wanted here). */
+	if (e->mode != PAGING_NONE) {
+		uint64_t cr3 = key.root;
+
+		err = uc_reg_write(e->uc, UC_X86_REG_CR3, &cr3);
+		if (err)
+			return uc_fail(e, "uc_reg_write CR3", err);
+	}
 	if (set_check_registers(e, cpl, kind, gva, cpu))
 		return -1;
 	begin_check(e, cpu, &key, gva, out);
