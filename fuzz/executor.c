@@ -50,12 +50,18 @@ struct executor {
 	 * generation: set by SMM entry, cleared when that generation moves. */
 	bool smm_mmio_cache_taint;
 	uint64_t smm_taint_gen;
-	/* Translations verified since the guest last changed anything a verdict depends on
-	 * (tables, memslots, control state, invalidations): accesses only set A/D bits, which
-	 * never make a valid translation invalid, so they keep the epoch. */
+	/* A verified translation stays verified until the epoch moves (memslots, control
+	 * state, CR3, invalidations, a rule rewriting the reference) or a page its walk read
+	 * is written. Accesses only set A/D bits, which never make a valid translation
+	 * invalid, so they count as neither. */
 	uint64_t epoch;
+	uint64_t guest_write_seq;
+	uint64_t page_written_at[1024]; /* by gfn bucket: guest_write_seq of the last write */
 	struct verified_translation {
 		uint64_t epoch;
+		uint64_t verified_at; /* guest_write_seq when verified */
+		unsigned n_pages;
+		uint16_t page_bucket[PT_MAX_FULL_LEVELS + 1]; /* the walk's tables and CR3's page */
 		struct model_translation t;
 	} verified[4096];
 	char error[256];
@@ -189,6 +195,23 @@ static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
 
 /* ---- guest memory, written on both sides ---- */
 
+static unsigned page_bucket(const struct executor *ex, gpa_t gpa)
+{
+	size_t n = sizeof(ex->page_written_at) / sizeof(ex->page_written_at[0]);
+
+	return (unsigned)(((gpa >> PAGE_SHIFT) * 0x9e3779b97f4a7c15ull >> 32) % n);
+}
+
+/* Every change of the reference's guest memory outside an access goes through here, so
+ * the verified translations whose walks read that page are checked again. Pages sharing
+ * a bucket only cost extra checks. */
+static void note_guest_write(struct executor *ex, gpa_t gpa, size_t len)
+{
+	ex->guest_write_seq++;
+	ex->page_written_at[page_bucket(ex, gpa)] = ex->guest_write_seq;
+	ex->page_written_at[page_bucket(ex, gpa + len - 1)] = ex->guest_write_seq;
+}
+
 /* A guest write of guest-physical memory in address space 0: RAM slots take it on the
  * model's side, regions on the reference's; read-only memory and holes drop it on both. */
 static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
@@ -200,6 +223,7 @@ static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, si
 	if (hva != KVM_HVA_ERR_BAD && writable)
 		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
 	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
+	note_guest_write(ex, gpa, len);
 }
 
 static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len)
@@ -395,6 +419,7 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
 
 	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
+	note_guest_write(ex, gpa, len);
 	model_cpu_access(ex, &acc, &res);
 	vcpu0(ex)->arch.cpl = saved_cpl;
 	if (res.outcome == CPU_OK)
@@ -535,6 +560,9 @@ static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, stru
 		return 1;
 	if (!loaded)
 		return 0;
+	/* New PDPTE registers and no TLB allowance: verdicts so far no longer hold (also for
+	 * op_map's PAE reload, which is not an epoch-moving op). */
+	ex->epoch++;
 	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
 	/* The same CR3 with the same PDPTEs only syncs and flushes (pdptrs_changed). */
 	same = cr3 == vcpu->arch.cr3 && !memcmp(old_pdptrs, vcpu->mmu.pdptrs, sizeof(old_pdptrs));
@@ -1024,7 +1052,7 @@ static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check
 	if ((model ^ arch) != PT_DIRTY_MASK || !(arch & PT_DIRTY_MASK))
 		return;
 	ref_memory_write(ex->ref_mem, guest_as(ex), leaf, &model, esz);
-	ex->epoch++;
+	note_guest_write(ex, leaf, esz);
 	ex->stats.rule_hits[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY]++;
 }
 
@@ -1159,6 +1187,30 @@ static struct verified_translation *verified_slot(struct executor *ex, const str
 	return &ex->verified[(h >> 40) % (sizeof(ex->verified) / sizeof(ex->verified[0]))];
 }
 
+static bool still_verified(const struct executor *ex, const struct verified_translation *seen,
+			   const struct model_translation *t)
+{
+	if (seen->epoch != ex->epoch || memcmp(&seen->t, t, sizeof(*t)))
+		return false;
+	for (unsigned i = 0; i < seen->n_pages; i++)
+		if (ex->page_written_at[seen->page_bucket[i]] > seen->verified_at)
+			return false;
+	return true;
+}
+
+/* The verdict read the tables of the walk and, in PAE mode, the PDPTEs in CR3's page. */
+static void remember_verified(struct executor *ex, struct verified_translation *seen,
+			      const struct model_translation *t, const struct ref_result *walk)
+{
+	seen->epoch = ex->epoch;
+	seen->verified_at = ex->guest_write_seq;
+	seen->t = *t;
+	seen->n_pages = 0;
+	seen->page_bucket[seen->n_pages++] = (uint16_t)page_bucket(ex, t->cr3);
+	for (int i = 0; i < walk->n_entries; i++)
+		seen->page_bucket[seen->n_pages++] = (uint16_t)page_bucket(ex, walk->entries[i].gpa);
+}
+
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 {
 	struct translation_walk *w = ctx;
@@ -1189,11 +1241,10 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	}
 	struct verified_translation *seen = verified_slot(ex, &t);
 
-	if (seen->epoch == ex->epoch && !memcmp(&seen->t, &t, sizeof(t)))
+	if (still_verified(ex, seen, &t))
 		return;
 	if (translation_check(ex->translations, w->engine, &w->cpu, &t, &verdict)) {
-		seen->epoch = ex->epoch;
-		seen->t = t;
+		remember_verified(ex, seen, &t, &verdict.guest);
 		return;
 	}
 	if (verdict.fault == TRANSLATION_CHECK_FAILED) {
@@ -1400,7 +1451,7 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (ex->shut_down)
 		return 0;
 	ex->stats.ops++;
-	if (op->kind != OP_ACCESS)
+	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
 	ret = run_op(ex, index, op, div);
 	if (!ret)
