@@ -98,6 +98,16 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			  "moving memslot (2020, stable)",
 		.caught_by = "model error (metadata index out of bounds) / core's auditor",
 	},
+	[KVM_BUG_B18_SHADOW_NX_RESERVED] = {
+		.id = "B18",
+		.summary = "the shadow zero-bit check reserves spte bit 63 when the guest has no "
+			   "NX, although KVM sets NX itself for CR0.WP=0 with SMEP "
+			   "(reset_shadow_zero_bits_mask uses_nx): an MMIO walk through such an "
+			   "spte WARNs and the fault fails with -EINVAL",
+		.origin = "KVM: x86/mmu: Treat NX as used (not reserved) for all !TDP shadow "
+			  "MMUs (2021, Fixes b8e8c8303ff2)",
+		.caught_by = "model error (reserved bits in an spte on the MMIO walk)",
+	},
 	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
 		.id = "B21",
 		.summary = "the page role lacks smap_andnot_wp: pages built under CR0.WP=0 (user "

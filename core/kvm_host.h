@@ -93,6 +93,8 @@ struct kvm_mmu {
 	uint8_t permissions[16]; /* update_permission_bitmask */
 	uint32_t pkru_mask;      /* update_pkru_bitmask */
 	struct rsvd_bits_validate guest_rsvd_check;
+	/* Bits no spte of this context may have (reset_shadow_zero_bits_mask). */
+	struct rsvd_bits_validate shadow_zero_check;
 	uint64_t pdptrs[4]; /* PAE: loaded at MOV CR3 / paging enable (load_pdptrs) */
 };
 

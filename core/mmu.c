@@ -1438,19 +1438,28 @@ bool vcpu_match_mmio_gpa(const struct kvm_vcpu *vcpu, gpa_t gpa)
 }
 
 /* walk_shadow_page_get_mmio_spte: the terminal spte for addr; true if a present spte on
- * the way had reserved bits (KVM WARNs). */
+ * the way has bits the shadow zero-bit check forbids. */
 static bool walk_shadow_page_get_mmio_spte(struct kvm_vcpu *vcpu, uint64_t addr, uint64_t *sptep)
 {
 	struct kvm_shadow_walk_iterator it;
 	uint64_t spte = 0;
+	bool reserved = false;
 
 	for (shadow_walk_init(&it, vcpu, addr); shadow_walk_okay(&it, vcpu); shadow_walk_next(&it)) {
 		spte = *it.sptep;
 		if (!present(vcpu->kvm, spte))
 			break;
+		if (is_shadow_zero_bits_set(&vcpu->mmu, spte, it.level) && !reserved) {
+			reserved = true;
+			kvm_model_error(vcpu->kvm, "reserved bits %#llx in level-%d spte %#llx on the "
+					"MMIO walk of %#llx (handle_mmio_page_fault WARN)",
+					(unsigned long long)(spte & vcpu->mmu.shadow_zero_check
+						.rsvd_bits_mask[(spte >> 7) & 1][it.level - 1]),
+					it.level, (unsigned long long)spte, (unsigned long long)addr);
+		}
 	}
 	*sptep = spte;
-	return false;
+	return reserved;
 }
 
 static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool direct)
@@ -1460,7 +1469,9 @@ static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool dir
 
 	if (direct ? vcpu_match_mmio_gpa(vcpu, addr) : vcpu_match_mmio_gva(vcpu, addr))
 		return RET_PF_EMULATE;
-	walk_shadow_page_get_mmio_spte(vcpu, addr, &spte);
+	/* KVM WARNs and fails the fault: KVM_RUN returns -EINVAL. */
+	if (walk_shadow_page_get_mmio_spte(vcpu, addr, &spte))
+		return -EINVAL;
 	if (!is_mmio_spte(p, spte))
 		return RET_PF_RETRY; /* zapped meanwhile: let the CPU fault again */
 	if (!check_mmio_spte(p, spte, kvm_vcpu_memslots(vcpu)->generation))
@@ -1569,7 +1580,7 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gva_t cr2, uint32_t error_code,
 	fault->vector = 0;
 	if (error_code & PFERR_RSVD_MASK) {
 		r = handle_mmio_page_fault(vcpu, cr2, vcpu->mmu.direct_map);
-		if (r == RET_PF_EMULATE || r == RET_PF_RETRY)
+		if (r == RET_PF_EMULATE || r == RET_PF_RETRY || r < 0)
 			return r;
 	}
 	error_code &= ~PFERR_RSVD_MASK;

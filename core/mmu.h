@@ -35,6 +35,14 @@ static inline bool is_rsvd_bits_set(const struct kvm_mmu *mmu, uint64_t gpte, in
 	return gpte & mmu->guest_rsvd_check.rsvd_bits_mask[large][level - 1];
 }
 
+/* is_shadow_zero_bits_set for a present spte at level (no EPT, so no memory-type check). */
+static inline bool is_shadow_zero_bits_set(const struct kvm_mmu *mmu, uint64_t spte, int level)
+{
+	int large = (spte >> 7) & 1;
+
+	return spte & mmu->shadow_zero_check.rsvd_bits_mask[large][level - 1];
+}
+
 /* kvm_vcpu_gfn_to_hva_prot: hva of gfn in the vCPU's address space, KVM_HVA_ERR_BAD when
  * no usable slot holds it. */
 hva_t kvm_vcpu_gfn_to_hva_prot(struct kvm_vcpu *vcpu, gfn_t gfn, bool *writable);

@@ -112,36 +112,42 @@ uint32_t permission_fault(const struct kvm_vcpu *vcpu, const struct kvm_mmu *mmu
 	return fault ? errcode : 0;
 }
 
-/* __reset_rsvds_bits_mask for an Intel guest with GBPAGES and PSE-36 in CPUID. */
-static void reset_rsvds_bits_mask(struct kvm_vcpu *vcpu, struct kvm_mmu *mmu)
-{
-	struct rsvd_bits_validate *rsvd = &mmu->guest_rsvd_check;
-	int maxphyaddr = vcpu->kvm->config.maxphyaddr;
-	uint64_t exb = mmu->nx ? 0 : rsvd_bits(63, 63);
-	uint64_t high = rsvd_bits(maxphyaddr, 51);
+/* What __reset_rsvds_bits_mask depends on. */
+struct rsvd_bits_params {
+	int physbits;
+	int level;
+	bool nx;
+	bool pse;
+	bool nonleaf_bit8; /* the "amd" argument: bit 8 of non-leaf entries is reserved */
+};
 
-	if (kvm_bug(&vcpu->kvm->config, KVM_BUG_W4_NX_NOT_RESERVED))
-		exb = 0;
+/* __reset_rsvds_bits_mask for a CPU with GBPAGES and PSE-36. */
+static void reset_rsvds(struct rsvd_bits_validate *rsvd, const struct rsvd_bits_params *p)
+{
+	uint64_t exb = p->nx ? 0 : rsvd_bits(63, 63);
+	uint64_t high = rsvd_bits(p->physbits, 51);
+	uint64_t bit8 = p->nonleaf_bit8 ? rsvd_bits(8, 8) : 0;
+
 	memset(rsvd, 0, sizeof(*rsvd));
-	switch (mmu->root_level) {
+	switch (p->level) {
 	case PT32_ROOT_LEVEL:
 		/* KVM assumes 36-bit PSE-36: a 4 MiB PDE reserves bits 17..21 whatever MAXPHYADDR
 		 * is (checker rule KVM_PSE36_IS_36_BITS). Without CR4.PSE, PS is ignored. */
-		if (is_pse(vcpu))
+		if (p->pse)
 			rsvd->rsvd_bits_mask[1][1] = rsvd_bits(17, 21);
 		break;
 	case PT32E_ROOT_LEVEL:
-		rsvd->rsvd_bits_mask[0][2] = rsvd_bits(maxphyaddr, 63) | rsvd_bits(5, 8) | rsvd_bits(1, 2);
-		rsvd->rsvd_bits_mask[0][1] = exb | rsvd_bits(maxphyaddr, 62);
-		rsvd->rsvd_bits_mask[0][0] = exb | rsvd_bits(maxphyaddr, 62);
-		rsvd->rsvd_bits_mask[1][1] = exb | rsvd_bits(maxphyaddr, 62) | rsvd_bits(13, 20);
+		rsvd->rsvd_bits_mask[0][2] = rsvd_bits(p->physbits, 63) | rsvd_bits(5, 8) | rsvd_bits(1, 2);
+		rsvd->rsvd_bits_mask[0][1] = exb | rsvd_bits(p->physbits, 62);
+		rsvd->rsvd_bits_mask[0][0] = exb | rsvd_bits(p->physbits, 62);
+		rsvd->rsvd_bits_mask[1][1] = exb | rsvd_bits(p->physbits, 62) | rsvd_bits(13, 20);
 		rsvd->rsvd_bits_mask[1][0] = rsvd->rsvd_bits_mask[0][0];
 		break;
 	case PT64_ROOT_5LEVEL:
 	case PT64_ROOT_4LEVEL:
-		rsvd->rsvd_bits_mask[0][4] = exb | rsvd_bits(7, 7) | high;
-		rsvd->rsvd_bits_mask[0][3] = exb | rsvd_bits(7, 7) | high;
-		rsvd->rsvd_bits_mask[0][2] = exb | high;
+		rsvd->rsvd_bits_mask[0][4] = exb | bit8 | rsvd_bits(7, 7) | high;
+		rsvd->rsvd_bits_mask[0][3] = exb | bit8 | rsvd_bits(7, 7) | high;
+		rsvd->rsvd_bits_mask[0][2] = exb | bit8 | high;
 		rsvd->rsvd_bits_mask[0][1] = exb | high;
 		rsvd->rsvd_bits_mask[0][0] = exb | high;
 		rsvd->rsvd_bits_mask[1][4] = rsvd->rsvd_bits_mask[0][4];
@@ -153,6 +159,39 @@ static void reset_rsvds_bits_mask(struct kvm_vcpu *vcpu, struct kvm_mmu *mmu)
 	default:
 		break;
 	}
+}
+
+/* reset_rsvds_bits_mask: the guest's entries, an Intel guest. */
+static void reset_rsvds_bits_mask(struct kvm_vcpu *vcpu, struct kvm_mmu *mmu)
+{
+	struct rsvd_bits_params p = {
+		.physbits = vcpu->kvm->config.maxphyaddr,
+		.level = mmu->root_level,
+		.nx = mmu->nx || kvm_bug(&vcpu->kvm->config, KVM_BUG_W4_NX_NOT_RESERVED),
+		.pse = is_pse(vcpu),
+	};
+
+	reset_rsvds(&mmu->guest_rsvd_check, &p);
+}
+
+/* reset_shadow_zero_bits_mask (v4.20-v5.4): the shadow root level, and NX usable when the
+ * guest has it or when KVM sets it itself for CR0.WP=0 with SMEP (role.smep_andnot_wp).
+ * KVM passes amd=true. KVM also reserves the address bits from the host's width up; the
+ * model's frames are synthetic (shadow pages sit at SHADOW_HPA_BASE, above any width), so
+ * that part is left out (physbits 52). */
+static void reset_shadow_zero_bits_mask(struct kvm_vcpu *vcpu, struct kvm_mmu *mmu)
+{
+	bool uses_nx = mmu->nx || (mmu->base_role.smep_andnot_wp &&
+				   !kvm_bug(&vcpu->kvm->config, KVM_BUG_B18_SHADOW_NX_RESERVED));
+	struct rsvd_bits_params p = {
+		.physbits = 52,
+		.level = mmu->shadow_root_level,
+		.nx = uses_nx,
+		.pse = is_pse(vcpu),
+		.nonleaf_bit8 = true,
+	};
+
+	reset_rsvds(&mmu->shadow_zero_check, &p);
 }
 
 static int guest_root_level(enum paging_mode mode)
@@ -211,6 +250,7 @@ void kvm_init_mmu(struct kvm_vcpu *vcpu)
 	/* update_last_nonleaf_level: PSE makes level 2 of a 32-bit guest able to be a leaf. */
 	mmu->last_nonleaf_level = mmu->root_level + (mode == PAGING_32 && is_pse(vcpu) ? 1 : 0);
 	reset_rsvds_bits_mask(vcpu, mmu);
+	reset_shadow_zero_bits_mask(vcpu, mmu);
 	update_permission_bitmask(vcpu, mmu);
 	update_pkru_bitmask(vcpu, mmu);
 }

@@ -12,6 +12,7 @@
 
 #include "host_memory.h"
 #include "kvm_host.h"
+#include "mmu.h"
 #include "paging.h"
 
 #define POOL 0x100000ull
@@ -378,6 +379,32 @@ static void table_outside_memslot_is_not_present(void **state)
 	expect_fault(f, GVA4, PFW, 0, PFERR_WRITE_MASK);
 }
 
+/* reset_shadow_zero_bits_mask: with EFER.NX=0, spte bit 63 is allowed only when KVM sets
+ * NX itself (CR0.WP=0 with SMEP); B18 forgets that case. */
+static void shadow_zero_bits(void **state)
+{
+	struct fixture *f;
+	uint64_t nx_leaf = 0x200000 | P | W | NX;
+
+	(void)state;
+	for (int bug = 0; bug < 2; bug++) {
+		f = make(bug ? 1ull << KVM_BUG_B18_SHADOW_NX_RESERVED : 0);
+		mode_4level(f, X86_CR4_SMEP);
+		f->vcpu->arch.efer &= ~EFER_NX;
+		kvm_init_mmu(f->vcpu);
+		/* WP=1: KVM never sets NX, so bit 63 is reserved. */
+		assert_true(is_shadow_zero_bits_set(&f->vcpu->mmu, nx_leaf, 1));
+		f->vcpu->arch.cr0 &= ~X86_CR0_WP;
+		kvm_init_mmu(f->vcpu);
+		assert_int_equal(is_shadow_zero_bits_set(&f->vcpu->mmu, nx_leaf, 1), bug);
+		assert_false(is_shadow_zero_bits_set(&f->vcpu->mmu, 0x200000 | P | W, 1));
+		/* PS in a level-4 spte and bit 8 of a non-leaf one (KVM passes amd=true). */
+		assert_true(is_shadow_zero_bits_set(&f->vcpu->mmu, T(1) | P | PS, 4));
+		assert_true(is_shadow_zero_bits_set(&f->vcpu->mmu, T(1) | P | 1ull << 8, 3));
+		teardown((void **)&f);
+	}
+}
+
 /* The planted walker bugs change exactly the answers their documentation names. */
 static void planted_bugs_change_answers(void **state)
 {
@@ -427,6 +454,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(user_and_write_protection, setup, teardown),
 		cmocka_unit_test_setup_teardown(nx_and_reserved_bits, setup, teardown),
 		cmocka_unit_test_setup_teardown(smep_and_smap, setup, teardown),
+		cmocka_unit_test(shadow_zero_bits),
 		cmocka_unit_test_setup_teardown(protection_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(canonical_and_5level, setup, teardown),
