@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "executor.h"
@@ -418,6 +419,122 @@ static int cmd_walk_conformance(int argc, char **argv)
 	return total.mismatches ? EXIT_DIVERGENCE : EXIT_CLEAN;
 }
 
+/* ---- encode: text programs to the binary form fuzzers start from ---- */
+
+static void usage_encode(FILE *out)
+{
+	fprintf(out, "usage: shadowfuzz encode --out DIR FILE...\n"
+		     "Writes each program's binary form to DIR/NAME.bin (NAME: the file name without\n"
+		     "its extension), e.g. to seed a fuzzing corpus. A DIR/NAME.bin that already\n"
+		     "exists is kept, never overwritten; files appear whole (written, then renamed).\n");
+}
+
+/* 0 written, 1 kept (exists), -1 error (message printed). */
+static int write_new_file_atomically(const char *path, const uint8_t *data, size_t len)
+{
+	char tmp[4096];
+	FILE *f;
+	int n;
+
+	if (access(path, F_OK) == 0)
+		return 1;
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		fprintf(stderr, "shadowfuzz encode: path too long: %s\n", path);
+		return -1;
+	}
+	f = fopen(tmp, "wb");
+	if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
+		fprintf(stderr, "shadowfuzz encode: cannot write %s: %s\n", tmp, strerror(errno));
+		if (f)
+			unlink(tmp);
+		return -1;
+	}
+	/* link() fails on an existing target, so a file made meanwhile is not replaced. */
+	if (link(tmp, path)) {
+		int saved = errno;
+
+		unlink(tmp);
+		if (saved == EEXIST)
+			return 1;
+		fprintf(stderr, "shadowfuzz encode: cannot create %s: %s\n", path, strerror(saved));
+		return -1;
+	}
+	unlink(tmp);
+	return 0;
+}
+
+static int encode_one(const char *dir, const char *file, unsigned *written, unsigned *kept)
+{
+	static uint8_t buf[1 << 16];
+	struct program prog;
+	char err[256], path[3072], name[1024];
+	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+	char *dot;
+	size_t len;
+	int r;
+
+	if (program_load_file(file, &prog, err, sizeof(err))) {
+		fprintf(stderr, "shadowfuzz encode: %s\n", err);
+		return -1;
+	}
+	if (program_encoded_size_max() > sizeof(buf)) {
+		fprintf(stderr, "shadowfuzz encode: encoding buffer too small\n");
+		return -1;
+	}
+	len = program_encode(&prog, buf, sizeof(buf));
+	snprintf(name, sizeof(name), "%s", base);
+	dot = strrchr(name, '.');
+	if (dot && dot != name)
+		*dot = 0;
+	r = snprintf(path, sizeof(path), "%s/%s.bin", dir, name);
+	if (r < 0 || (size_t)r >= sizeof(path)) {
+		fprintf(stderr, "shadowfuzz encode: path too long for %s\n", file);
+		return -1;
+	}
+	r = write_new_file_atomically(path, buf, len);
+	if (r < 0)
+		return -1;
+	*(r ? kept : written) += 1;
+	return 0;
+}
+
+static int cmd_encode(int argc, char **argv)
+{
+	static const struct option long_opts[] = {
+		{ "out", required_argument, NULL, 'o' }, { "help", no_argument, NULL, 'h' }, { 0 },
+	};
+	const char *dir = NULL;
+	unsigned written = 0, kept = 0;
+	struct stat st;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "o:h", long_opts, NULL)) != -1) {
+		if (c == 'o') {
+			dir = optarg;
+		} else if (c == 'h') {
+			usage_encode(stdout);
+			return EXIT_CLEAN;
+		} else {
+			usage_encode(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!dir || optind == argc) {
+		fprintf(stderr, "shadowfuzz encode: %s\n", dir ? "no program files given" : "--out DIR is required");
+		return EXIT_USAGE;
+	}
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "shadowfuzz encode: '%s' is not a directory\n", dir);
+		return EXIT_USAGE;
+	}
+	for (int i = optind; i < argc; i++)
+		if (encode_one(dir, argv[i], &written, &kept))
+			return EXIT_USAGE;
+	printf("%u programs encoded into %s, %u already there (kept)\n", written, dir, kept);
+	return EXIT_CLEAN;
+}
+
 /* ---- main ---- */
 
 static const struct {
@@ -429,6 +546,7 @@ static const struct {
 	{ "walk-conformance", cmd_walk_conformance, "exhaustive guest-walker conformance per paging mode" },
 	{ "smoke", cmd_smoke, "random programs through the decoder and the executor" },
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
+	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
 };
 
 static void usage(FILE *out)
