@@ -206,9 +206,11 @@ void program_print(const struct program *prog, FILE *out);
 int op_format_in_mode(const struct op *op, enum paging_mode mode, char *buf, size_t len);
 int op_format(const struct op *op, char *buf, size_t len);
 
-/* Loads a file in either form: text if every byte is printable ASCII or whitespace (a parse
- * error is reported as "path:line: message"), binary otherwise (an empty file is an empty
- * program). Returns 0, or -1 with a message in err. */
+/* Loads a file in either form: text for *.sfp (a parse error is reported as
+ * "path:line: message"), binary for *.bin and fuzzer findings (crash-*, timeout-*, oom-*,
+ * leak-*, slow-unit-*, id:*; an empty file is an empty program), and for other names text
+ * if every byte is printable ASCII or whitespace, binary if not. Returns 0, or -1 with a
+ * message in err. */
 int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
 
 /* Field-by-field equality of the fields an op kind uses. */

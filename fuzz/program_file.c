@@ -1,5 +1,7 @@
-/* Loading a program from a file in either form: text when every byte is printable ASCII
- * or whitespace (a seed someone wrote), binary otherwise (a fuzzer's input). */
+/* Loading a program from a file in either form: text for NAME.sfp, binary for NAME.bin
+ * and the fuzzers' findings (crash-*, timeout-*, ... of libFuzzer, id:* of AFL++), whose
+ * bytes may all happen to be printable; otherwise text when every byte is printable ASCII
+ * or whitespace (a seed someone wrote), binary if not (a fuzzer's input). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,33 @@ static bool looks_like_text(const uint8_t *data, size_t len)
 		if (!is_text_byte(data[i]))
 			return false;
 	return true;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static bool is_fuzzer_artifact(const char *path)
+{
+	static const char *const prefixes[] = { "crash-", "timeout-", "oom-", "leak-", "slow-unit-", "id:" };
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(base, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+static bool is_text_form(const char *path, const uint8_t *data, size_t len)
+{
+	if (ends_with(path, ".sfp"))
+		return true;
+	if (ends_with(path, ".bin") || is_fuzzer_artifact(path))
+		return false;
+	return looks_like_text(data, len);
 }
 
 /* The whole file, NUL-terminated so it can be parsed as text; NULL with errno on failure. */
@@ -67,7 +96,7 @@ int program_load_file(const char *path, struct program *out, char *err, size_t e
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (looks_like_text(data, len))
+	if (is_text_form(path, data, len))
 		ret = program_parse((const char *)data, path, out, err, errlen);
 	else
 		program_decode(data, len, out);
