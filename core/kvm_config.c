@@ -106,7 +106,9 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "spte WARNs and the fault fails with -EINVAL",
 		.origin = "KVM: x86/mmu: Treat NX as used (not reserved) for all !TDP shadow "
 			  "MMUs (2021, Fixes b8e8c8303ff2)",
-		.caught_by = "model error (reserved bits in an spte on the MMIO walk)",
+		.caught_by = "tests/test_walker (shadow_zero_check_follows_uses_nx); not guest-visible here: only "
+			     "leaf sptes carry KVM's own NX, and no MMIO walk reaches a present "
+			     "leaf without the NX-huge-page mitigation",
 	},
 	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
 		.id = "B21",

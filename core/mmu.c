@@ -1449,14 +1449,14 @@ static bool walk_shadow_page_get_mmio_spte(struct kvm_vcpu *vcpu, uint64_t addr,
 		spte = *it.sptep;
 		if (!present(vcpu->kvm, spte))
 			break;
-		if (is_shadow_zero_bits_set(&vcpu->mmu, spte, it.level) && !reserved) {
-			reserved = true;
+		uint64_t bad = shadow_zero_bits(&vcpu->mmu, spte, it.level);
+
+		if (bad && !reserved)
 			kvm_model_error(vcpu->kvm, "reserved bits %#llx in level-%d spte %#llx on the "
 					"MMIO walk of %#llx (handle_mmio_page_fault WARN)",
-					(unsigned long long)(spte & vcpu->mmu.shadow_zero_check
-						.rsvd_bits_mask[(spte >> 7) & 1][it.level - 1]),
-					it.level, (unsigned long long)spte, (unsigned long long)addr);
-		}
+					(unsigned long long)bad, it.level, (unsigned long long)spte,
+					(unsigned long long)addr);
+		reserved |= bad != 0;
 	}
 	*sptep = spte;
 	return reserved;

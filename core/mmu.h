@@ -35,12 +35,18 @@ static inline bool is_rsvd_bits_set(const struct kvm_mmu *mmu, uint64_t gpte, in
 	return gpte & mmu->guest_rsvd_check.rsvd_bits_mask[large][level - 1];
 }
 
-/* is_shadow_zero_bits_set for a present spte at level (no EPT, so no memory-type check). */
-static inline bool is_shadow_zero_bits_set(const struct kvm_mmu *mmu, uint64_t spte, int level)
+/* The bits of a present spte at level that the shadow zero-bit check forbids. */
+static inline uint64_t shadow_zero_bits(const struct kvm_mmu *mmu, uint64_t spte, int level)
 {
 	int large = (spte >> 7) & 1;
 
 	return spte & mmu->shadow_zero_check.rsvd_bits_mask[large][level - 1];
+}
+
+/* is_shadow_zero_bits_set (no EPT, so no memory-type check). */
+static inline bool is_shadow_zero_bits_set(const struct kvm_mmu *mmu, uint64_t spte, int level)
+{
+	return shadow_zero_bits(mmu, spte, level) != 0;
 }
 
 /* kvm_vcpu_gfn_to_hva_prot: hva of gfn in the vCPU's address space, KVM_HVA_ERR_BAD when

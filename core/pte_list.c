@@ -7,13 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SF_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SF_ASAN 1
-#endif
-#endif
+#include "asan.h"
 
 #ifdef SF_ASAN
 #include <sanitizer/asan_interface.h>

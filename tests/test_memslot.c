@@ -14,13 +14,7 @@
 
 #include "kvm_host.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SF_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SF_ASAN 1
-#endif
-#endif
+#include "asan.h"
 
 #ifdef SF_ASAN
 /* Lets the ENOMEM test see a failing allocation instead of an ASan abort. */

@@ -381,7 +381,7 @@ static void table_outside_memslot_is_not_present(void **state)
 
 /* reset_shadow_zero_bits_mask: with EFER.NX=0, spte bit 63 is allowed only when KVM sets
  * NX itself (CR0.WP=0 with SMEP); B18 forgets that case. */
-static void shadow_zero_bits(void **state)
+static void shadow_zero_check_follows_uses_nx(void **state)
 {
 	struct fixture *f;
 	uint64_t nx_leaf = 0x200000 | P | W | NX;
@@ -454,7 +454,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(user_and_write_protection, setup, teardown),
 		cmocka_unit_test_setup_teardown(nx_and_reserved_bits, setup, teardown),
 		cmocka_unit_test_setup_teardown(smep_and_smap, setup, teardown),
-		cmocka_unit_test(shadow_zero_bits),
+		cmocka_unit_test(shadow_zero_check_follows_uses_nx),
 		cmocka_unit_test_setup_teardown(protection_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(large_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(canonical_and_5level, setup, teardown),
