@@ -11,89 +11,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "bench.h"
+#include "campaign.h"
+#include "cli_common.h"
 #include "executor.h"
 #include "program.h"
 #include "smoke.h"
 #include "walk_conformance.h"
-
-enum { EXIT_CLEAN = 0, EXIT_DIVERGENCE = 1, EXIT_USAGE = 2 };
-
-struct common_options {
-	struct kvm_config config;
-	enum kvm_profile profile;
-	uint64_t bugs;
-	int host_phys_bits; /* 0: the profile's default */
-};
-
-static void usage_common(FILE *out)
-{
-	fprintf(out,
-		"  --profile P   kernel profile the model mirrors: 4.20, 5.1 (default), 5.3\n"
-		"  --bug ID      plant a historical or synthetic bug (repeatable); --bug list shows them\n"
-		"  --host-phys-bits N  the host's physical-address width (32..52, default 46): below\n"
-		"                45 the L1TF bits of MMIO sptes overlap guest addresses; 52 leaves no\n"
-		"                reserved bit for MMIO sptes\n"
-		"  -h, --help    this help\n");
-}
-
-static void list_bugs(FILE *out)
-{
-	for (int b = 0; b < KVM_BUG_COUNT; b++) {
-		const struct kvm_bug_info *info = kvm_bug_info(b);
-
-		fprintf(out, "%-4s %s\n     origin: %s; caught by: %s\n", info->id, info->summary,
-			info->origin, info->caught_by);
-	}
-}
-
-/* Handles --profile/--bug; returns 1 if consumed, 0 if not a common option, -1 on error. */
-static int parse_common(int opt, const char *arg, struct common_options *common)
-{
-	int bug;
-
-	switch (opt) {
-	case 'p':
-		if (kvm_profile_parse(arg, &common->profile)) {
-			fprintf(stderr, "shadowfuzz: unknown profile '%s' (use 4.20, 5.1 or 5.3)\n", arg);
-			return -1;
-		}
-		return 1;
-	case 'H': {
-		char *end;
-		long bits = strtol(arg, &end, 10);
-
-		if (*end || bits < 32 || bits > 52) {
-			fprintf(stderr, "shadowfuzz: --host-phys-bits wants 32..52, not '%s'\n", arg);
-			return -1;
-		}
-		common->host_phys_bits = (int)bits;
-		return 1;
-	}
-	case 'b':
-		if (!strcmp(arg, "list")) {
-			list_bugs(stdout);
-			exit(EXIT_CLEAN);
-		}
-		bug = kvm_bug_parse(arg);
-		if (bug < 0) {
-			fprintf(stderr, "shadowfuzz: unknown bug '%s' (shadowfuzz run --bug list)\n", arg);
-			return -1;
-		}
-		common->bugs |= 1ull << bug;
-		return 1;
-	default:
-		return 0;
-	}
-}
-
-static void finish_common(struct common_options *common)
-{
-	kvm_config_init(&common->config, common->profile);
-	common->config.bugs = common->bugs;
-	if (common->host_phys_bits)
-		common->config.host_phys_bits = common->host_phys_bits;
-}
 
 /* ---- run ---- */
 
@@ -263,7 +188,7 @@ static int cmd_run(int argc, char **argv)
 		{ "against", required_argument, NULL, 'A' }, { "host-phys-bits", required_argument, NULL, 'H' },
 		{ 0 },
 	};
-	struct common_options common = { .profile = KVM_PROFILE_5_1 };
+	struct common_options common = COMMON_OPTIONS_INIT;
 	struct run_totals totals = { 0 };
 	enum kvm_profile against;
 	bool compare = false;
@@ -357,7 +282,7 @@ static int cmd_walk_conformance(int argc, char **argv)
 		{ "seed", required_argument, NULL, 's' },    { "reports", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },          { 0 },
 	};
-	struct common_options common = { .profile = KVM_PROFILE_5_1 };
+	struct common_options common = COMMON_OPTIONS_INIT;
 	struct walk_conformance_options opts = {
 		.mode_mask = (1u << CONF_MODE_COUNT) - 1, .seed = 1, .max_reports = 5,
 	};
@@ -429,41 +354,6 @@ static void usage_encode(FILE *out)
 		     "exists is kept, never overwritten; files appear whole (written, then renamed).\n");
 }
 
-/* 0 written, 1 kept (exists), -1 error (message printed). */
-static int write_new_file_atomically(const char *path, const uint8_t *data, size_t len)
-{
-	char tmp[4096];
-	FILE *f;
-	int n;
-
-	if (access(path, F_OK) == 0)
-		return 1;
-	n = snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp)) {
-		fprintf(stderr, "shadowfuzz encode: path too long: %s\n", path);
-		return -1;
-	}
-	f = fopen(tmp, "wb");
-	if (!f || fwrite(data, 1, len, f) != len || fclose(f)) {
-		fprintf(stderr, "shadowfuzz encode: cannot write %s: %s\n", tmp, strerror(errno));
-		if (f)
-			unlink(tmp);
-		return -1;
-	}
-	/* link() fails on an existing target, so a file made meanwhile is not replaced. */
-	if (link(tmp, path)) {
-		int saved = errno;
-
-		unlink(tmp);
-		if (saved == EEXIST)
-			return 1;
-		fprintf(stderr, "shadowfuzz encode: cannot create %s: %s\n", path, strerror(saved));
-		return -1;
-	}
-	unlink(tmp);
-	return 0;
-}
-
 static int encode_one(const char *dir, const char *file, unsigned *written, unsigned *kept)
 {
 	static uint8_t buf[1 << 16];
@@ -492,9 +382,11 @@ static int encode_one(const char *dir, const char *file, unsigned *written, unsi
 		fprintf(stderr, "shadowfuzz encode: path too long for %s\n", file);
 		return -1;
 	}
-	r = write_new_file_atomically(path, buf, len);
-	if (r < 0)
+	r = file_write_new(path, buf, len, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "shadowfuzz encode: %s\n", err);
 		return -1;
+	}
 	*(r ? kept : written) += 1;
 	return 0;
 }
@@ -546,6 +438,7 @@ static const struct {
 	{ "walk-conformance", cmd_walk_conformance, "exhaustive guest-walker conformance per paging mode" },
 	{ "smoke", cmd_smoke, "random programs through the decoder and the executor" },
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
+	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
 };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_common.h"
 #include "executor.h"
 #include "program.h"
 #include "smoke.h"
@@ -76,72 +77,53 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 int cmd_smoke(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		COMMON_LONG_OPTIONS,
 		{ "programs", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
-		{ "profile", required_argument, NULL, 'p' },  { "bug", required_argument, NULL, 'b' },
 		{ "audit", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
-		{ "host-phys-bits", required_argument, NULL, 'H' }, { 0 },
+		{ 0 },
 	};
+	struct common_options common = COMMON_OPTIONS_INIT;
 	bool audit_every_op = false;
-	uint64_t host_phys_bits = 0;
-	uint64_t programs = 10000, seed = 1, divergences = 0, bugs = 0;
-	enum kvm_profile profile = KVM_PROFILE_5_1;
+	uint64_t programs = 10000, seed = 1, divergences = 0;
 	static struct program prog;
 	static uint8_t input[SMOKE_MAX_BYTES];
-	struct kvm_config cfg;
 	struct executor *ex;
 	struct divergence div;
 	char err[256];
-	int opt, bug;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:", longopts, NULL)) != -1) {
+		int consumed = parse_common(opt, optarg, &common);
+
+		if (consumed < 0)
+			return EXIT_USAGE;
+		if (consumed)
+			continue;
 		switch (opt) {
-		case 'H':
-			if (parse_u64(optarg, &host_phys_bits) || host_phys_bits < 32 || host_phys_bits > 52) {
-				fprintf(stderr, "shadowfuzz smoke: --host-phys-bits wants 32..52\n");
-				return 2;
-			}
-			break;
 		case 'a':
 			audit_every_op = true;
 			break;
 		case 'n':
 			if (parse_u64(optarg, &programs))
-				return 2;
+				return EXIT_USAGE;
 			break;
 		case 's':
 			if (parse_u64(optarg, &seed))
-				return 2;
-			break;
-		case 'p':
-			if (kvm_profile_parse(optarg, &profile)) {
-				fprintf(stderr, "shadowfuzz smoke: unknown profile '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'b':
-			bug = kvm_bug_parse(optarg);
-			if (bug < 0) {
-				fprintf(stderr, "shadowfuzz smoke: unknown bug '%s'\n", optarg);
-				return 2;
-			}
-			bugs |= 1ull << bug;
+				return EXIT_USAGE;
 			break;
 		case 'h':
 			usage_smoke(stdout);
-			return 0;
+			return EXIT_CLEAN;
 		default:
 			usage_smoke(stderr);
-			return 2;
+			return EXIT_USAGE;
 		}
 	}
-	kvm_config_init(&cfg, profile);
-	cfg.bugs = bugs;
-	if (host_phys_bits)
-		cfg.host_phys_bits = (int)host_phys_bits;
-	ex = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));
+	finish_common(&common);
+	ex = executor_new(&common.config, EXEC_SHADOW_MMU, err, sizeof(err));
 	if (!ex) {
 		fprintf(stderr, "shadowfuzz smoke: %s\n", err);
-		return 2;
+		return EXIT_USAGE;
 	}
 	executor_set_audit(ex, audit_every_op);
 	seed = seed ? seed : 1;
