@@ -16,6 +16,7 @@
 #include "campaign.h"
 #include "cli_common.h"
 #include "executor.h"
+#include "minimize.h"
 #include "program.h"
 #include "smoke.h"
 #include "walk_conformance.h"
@@ -439,6 +440,7 @@ static const struct {
 	{ "smoke", cmd_smoke, "random programs through the decoder and the executor" },
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
 	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
+	{ "minimize", cmd_minimize, "shrink a diverging program, keeping its divergence signature" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
 };
 
