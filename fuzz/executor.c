@@ -1506,6 +1506,35 @@ static bool check_compares_answers(enum check_id check)
 	       check == CHECK_GPA || check == CHECK_MMIO;
 }
 
+bool executor_logs_match(const struct executor_log *a, const struct executor_log *b, char *why,
+			 size_t len)
+{
+	uint32_t n = a->n < b->n ? a->n : b->n;
+
+	for (uint32_t i = 0; i < n; i++) {
+		char x[96], y[96];
+
+		if (a->accesses[i].op_index == b->accesses[i].op_index &&
+		    !memcmp(&a->accesses[i].answer, &b->accesses[i].answer, sizeof(a->accesses[i].answer)))
+			continue;
+		model_access_format(&a->accesses[i].answer, x, sizeof(x));
+		model_access_format(&b->accesses[i].answer, y, sizeof(y));
+		snprintf(why, len, "access %u (op %u): %s vs %s (op %u)", i, a->accesses[i].op_index, x, y,
+			 b->accesses[i].op_index);
+		return false;
+	}
+	if (a->n != b->n || a->shut_down != b->shut_down) {
+		snprintf(why, len, "%u vs %u accesses, shutdown %d vs %d", a->n, b->n, a->shut_down,
+			 b->shut_down);
+		return false;
+	}
+	if (a->memory_digest != b->memory_digest) {
+		snprintf(why, len, "guest memory differs at the end");
+		return false;
+	}
+	return true;
+}
+
 void divergence_print(const struct divergence *div, FILE *out)
 {
 	char op_text[160], model[96], expected[96];

@@ -84,6 +84,10 @@ struct executor_log {
 
 /* Record into log during executor_run (NULL stops recording). */
 void executor_set_log(struct executor *ex, struct executor_log *log);
+/* Spec §9.2: do two runs of one program give the same guest-visible results? If not, why
+ * says where they part. */
+bool executor_logs_match(const struct executor_log *a, const struct executor_log *b, char *why,
+			 size_t len);
 
 /* Run core's auditor (spec §7 structural invariants) after every op, not only at the end
  * of each program. Costs time proportional to memslot sizes. */

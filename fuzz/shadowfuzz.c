@@ -18,6 +18,7 @@
 #include "executor.h"
 #include "minimize.h"
 #include "program.h"
+#include "program_dir.h"
 #include "smoke.h"
 #include "walk_conformance.h"
 
@@ -40,36 +41,6 @@ struct run_totals {
 	bool quiet;
 	struct executor *against; /* second profile, for --against */
 };
-
-/* Spec §9.2: the same program gives the same guest-visible results on two profiles. */
-static bool same_results(const struct executor_log *a, const struct executor_log *b, char *why,
-			 size_t len)
-{
-	uint32_t n = a->n < b->n ? a->n : b->n;
-
-	for (uint32_t i = 0; i < n; i++) {
-		char x[96], y[96];
-
-		if (a->accesses[i].op_index == b->accesses[i].op_index &&
-		    !memcmp(&a->accesses[i].answer, &b->accesses[i].answer, sizeof(a->accesses[i].answer)))
-			continue;
-		model_access_format(&a->accesses[i].answer, x, sizeof(x));
-		model_access_format(&b->accesses[i].answer, y, sizeof(y));
-		snprintf(why, len, "access %u (op %u): %s vs %s (op %u)", i, a->accesses[i].op_index, x, y,
-			 b->accesses[i].op_index);
-		return false;
-	}
-	if (a->n != b->n || a->shut_down != b->shut_down) {
-		snprintf(why, len, "%u vs %u accesses, shutdown %d vs %d", a->n, b->n, a->shut_down,
-			 b->shut_down);
-		return false;
-	}
-	if (a->memory_digest != b->memory_digest) {
-		snprintf(why, len, "guest memory differs at the end");
-		return false;
-	}
-	return true;
-}
 
 static int run_file(struct executor *ex, const char *path, struct run_totals *totals)
 {
@@ -101,7 +72,7 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 			fprintf(stderr, "%s: harness error: %s\n", path, executor_error(totals->against));
 			return -1;
 		}
-		if (ret == 0 && !same_results(&first, &second, why, sizeof(why))) {
+		if (ret == 0 && !executor_logs_match(&first, &second, why, sizeof(why))) {
 			totals->differ++;
 			printf("DIFFERENT %s: %s\n", path, why);
 			return 0;
@@ -119,68 +90,6 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 	return 0;
 }
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int run_path(struct executor *ex, const char *path, struct run_totals *totals);
-
-/* Files of a directory in name order (hidden files and README skipped), for stable output. */
-static int run_dir(struct executor *ex, const char *path, struct run_totals *totals)
-{
-	DIR *dir = opendir(path);
-	struct dirent *entry;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	if (!dir) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		totals->bad++;
-		return 0;
-	}
-	while ((entry = readdir(dir))) {
-		if (entry->d_name[0] == '.' || !strncmp(entry->d_name, "README", 6))
-			continue;
-		if (n == cap) {
-			char **grown = realloc(names, (cap ? 2 * cap : 64) * sizeof(*names));
-
-			if (!grown)
-				break;
-			names = grown;
-			cap = cap ? 2 * cap : 64;
-		}
-		if (asprintf(&names[n], "%s%s%s", path, path[strlen(path) - 1] == '/' ? "" : "/",
-			     entry->d_name) < 0)
-			break;
-		n++;
-	}
-	closedir(dir);
-	qsort(names, n, sizeof(*names), compare_names);
-	for (size_t i = 0; i < n; i++) {
-		if (!ret)
-			ret = run_path(ex, names[i], totals);
-		free(names[i]);
-	}
-	free(names);
-	return ret;
-}
-
-static int run_path(struct executor *ex, const char *path, struct run_totals *totals)
-{
-	struct stat st;
-
-	if (stat(path, &st)) {
-		fprintf(stderr, "%s: %s\n", path, strerror(errno));
-		totals->bad++;
-		return 0;
-	}
-	if (S_ISDIR(st.st_mode))
-		return run_dir(ex, path, totals);
-	return run_file(ex, path, totals);
-}
-
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -191,6 +100,7 @@ static int cmd_run(int argc, char **argv)
 	};
 	struct common_options common = COMMON_OPTIONS_INIT;
 	struct run_totals totals = { 0 };
+	struct path_list files = { 0 };
 	enum kvm_profile against;
 	bool compare = false;
 	struct executor *ex;
@@ -245,8 +155,15 @@ static int cmd_run(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	for (int i = optind; i < argc && !ret; i++)
-		ret = run_path(ex, argv[i], &totals);
+	for (int i = optind; i < argc; i++) {
+		if (path_list_add(&files, argv[i], err, sizeof(err))) {
+			fprintf(stderr, "%s\n", err);
+			totals.bad++;
+		}
+	}
+	for (size_t i = 0; i < files.n && !ret; i++)
+		ret = run_file(ex, files.paths[i], &totals);
+	path_list_free(&files);
 	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)", totals.files,
 	       totals.passed, totals.diverged, totals.bad, kvm_profile_name(common.profile));
 	if (compare)

@@ -1,0 +1,18 @@
+/* The program files a command line names: files as given, directories expanded
+ * recursively in name order (hidden files and READMEs skipped), for stable output. */
+#ifndef SHADOWFUZZ_FUZZ_PROGRAM_DIR_H
+#define SHADOWFUZZ_FUZZ_PROGRAM_DIR_H
+
+#include <stddef.h>
+
+struct path_list {
+	char **paths;
+	size_t n, cap;
+};
+
+/* Appends path (a file) or the files under it (a directory). Returns 0, or -1 with a
+ * message in err when path cannot be read. */
+int path_list_add(struct path_list *list, const char *path, char *err, size_t errlen);
+void path_list_free(struct path_list *list);
+
+#endif
