@@ -9,6 +9,10 @@
 #include <time.h>
 
 #include "atomic_file.h"
+#include "minimize.h"
+
+/* Seconds a finding may spend being minimised before it is filed. */
+#define FINDING_MINIMIZE_S 10.0
 
 struct known_signature {
 	char name[SIGNATURE_MAX];
@@ -21,7 +25,11 @@ struct finding_store {
 	struct known_signature *known;
 	unsigned n_known, cap_known;
 	unsigned inputs;
-	struct program prog; /* scratch: programs are too big for the stack */
+	/* Scratch: programs are too big for the stack. */
+	struct program prog, minimized;
+	struct minimize_result min_result;
+	struct divergence min_div;
+	bool have_minimized;
 };
 
 void divergence_signature(const struct divergence *div, char *buf, size_t len)
@@ -131,6 +139,16 @@ static int write_text_file(const char *dir, const char *name, void (*fill)(FILE 
 
 static void fill_program(FILE *f, const void *prog) { program_print(prog, f); }
 
+/* A finding's minimised form, with the header that says what it reproduces. */
+static void fill_minimized(FILE *f, const void *arg)
+{
+	const struct finding_store *store = arg;
+
+	fprintf(f, "# signature: %s\n# model: %s\n# minimised from input.bin (%u ops)\n",
+		store->min_result.signature, store->describe, store->min_result.ops_before);
+	program_print(&store->minimized, f);
+}
+
 struct report_args {
 	const struct finding_store *store;
 	const char *signature, *source, *final_dir;
@@ -152,7 +170,17 @@ static void fill_report(FILE *f, const void *arg)
 	fprintf(f, "model:    %s\n", r->store->describe);
 	fprintf(f, "input:    %s (%zu bytes, %u ops)\n", r->source, r->len, r->n_ops);
 	fprintf(f, "found:    %s\n", when);
-	fprintf(f, "replay:   shadowfuzz run %s %s/input.bin\n\n", r->store->describe, r->final_dir);
+	fprintf(f, "replay:   shadowfuzz run %s %s/input.bin\n", r->store->describe, r->final_dir);
+	if (r->store->have_minimized) {
+		fprintf(f, "trace:    shadowfuzz trace %s %s/minimized.sfp\n", r->store->describe,
+			r->final_dir);
+		fprintf(f, "\nminimised to %u ops (minimized.sfp):\n", r->store->minimized.n_ops);
+		program_print(&r->store->minimized, f);
+		fprintf(f, "\n");
+		divergence_print(&r->store->min_div, f);
+		fprintf(f, "\ninput.bin (%u ops) diverges at op %u:\n", r->n_ops, r->div->op_index);
+	}
+	fprintf(f, "\n");
 	if (r->replay > 0)
 		divergence_print(r->div, f);
 	else if (r->replay < 0)
@@ -179,6 +207,8 @@ static int write_finding(struct finding_store *store, const struct report_args *
 	r = file_write_new(path, input, report->len, err, errlen);
 	free(path);
 	if (r || write_text_file(tmp, "program.sfp", fill_program, &store->prog, err, errlen) ||
+	    (store->have_minimized &&
+	     write_text_file(tmp, "minimized.sfp", fill_minimized, store, err, errlen)) ||
 	    write_text_file(tmp, "report.txt", fill_report, report, err, errlen)) {
 		dir_remove_temp(tmp);
 		return -1;
@@ -216,6 +246,13 @@ int finding_store_add(struct finding_store *store, struct executor *ex, const ui
 	known->inputs++;
 	if (!result->is_new)
 		return 0;
+	/* The report's divergence is the original input's; minimising runs the executor
+	 * again, so it works on a copy after the replay. */
+	store->minimized = store->prog;
+	store->have_minimized = report.replay > 0 &&
+				program_minimize(ex, &store->minimized, FINDING_MINIMIZE_S,
+						 &store->min_result) == 0 &&
+				executor_run(ex, &store->minimized, &store->min_div) > 0;
 	if (asprintf(&final_dir, "%s/%s", store->dir, result->signature) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

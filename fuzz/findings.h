@@ -1,8 +1,8 @@
 /* Findings of a campaign: each fuzzer crash file is replayed on the model and the
  * reference, named by its divergence signature (the check that fired and the op kind it
- * fired on) and kept once per signature in DIR/<signature>/ with the input, its text form
- * and the divergence report. Later inputs with a known signature are only counted (they
- * stay in the engine's crash directory). Directories appear whole and are never
+ * fired on) and kept once per signature in DIR/<signature>/ with the input, its text
+ * form, its minimised form (fuzz/minimize.h) and the divergence report. Later inputs with
+ * a known signature are only counted (they stay in the engine's crash directory). Directories appear whole and are never
  * replaced, so an interrupted campaign never leaves half a finding. */
 #ifndef SHADOWFUZZ_FUZZ_FINDINGS_H
 #define SHADOWFUZZ_FUZZ_FINDINGS_H

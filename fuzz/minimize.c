@@ -297,35 +297,18 @@ static void usage_minimize(FILE *out)
 	usage_common(out);
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* The '#' header of a minimised text program: what it reproduces and under which model. */
+static void regression_header(const struct common_options *common, const char *source,
+			      const struct minimize_result *result, char *buf, size_t len)
 {
-	size_t n = strlen(s), k = strlen(suffix);
+	char describe[256], when[32];
+	time_t now = time(NULL);
 
-	return n >= k && !strcmp(s + n - k, suffix);
-}
-
-static int write_program(const char *path, const struct program *prog, char *err, size_t errlen)
-{
-	static uint8_t bytes[PROG_MAX_OPS * 64];
-	char *text = NULL;
-	size_t text_len = 0, len;
-	FILE *f;
-	int r;
-
-	if (!ends_with(path, ".sfp")) {
-		len = program_encode(prog, bytes, sizeof(bytes));
-		return file_write_new(path, bytes, len, err, errlen);
-	}
-	f = open_memstream(&text, &text_len);
-	if (!f) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
-	program_print(prog, f);
-	fclose(f);
-	r = file_write_new(path, text, text_len, err, errlen);
-	free(text);
-	return r;
+	common_describe(common, describe, sizeof(describe));
+	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&now));
+	snprintf(buf, len,
+		 "# signature: %s\n# model: %s\n# minimised from: %s (%u ops) on %s\n",
+		 result->signature, describe, source, result->ops_before, when);
 }
 
 int cmd_minimize(int argc, char **argv)
@@ -343,7 +326,7 @@ int cmd_minimize(int argc, char **argv)
 	const char *out = NULL;
 	double budget = 60;
 	struct executor *ex;
-	char err[512];
+	char err[512], header[1024];
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "p:b:H:o:t:h", longopts, NULL)) != -1) {
@@ -395,7 +378,8 @@ int cmd_minimize(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	executor_free(ex);
-	r = write_program(out, &prog, err, sizeof(err));
+	regression_header(&common, argv[optind], &result, header, sizeof(header));
+	r = program_save_new(out, &prog, header, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "shadowfuzz minimize: %s\n", r > 0 ? "OUT appeared meanwhile; kept it" : err);
 		return EXIT_USAGE;

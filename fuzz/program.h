@@ -212,6 +212,11 @@ int op_format(const struct op *op, char *buf, size_t len);
  * if every byte is printable ASCII or whitespace, binary if not. Returns 0, or -1 with a
  * message in err. */
 int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
+/* Writes prog to a new file: text for *.sfp (header, if given, first: '#' comment lines),
+ * binary otherwise. Never replaces a file: returns 0 when written, 1 when path exists, -1
+ * on an error (message in err). */
+int program_save_new(const char *path, const struct program *prog, const char *header,
+		     char *err, size_t errlen);
 
 /* Field-by-field equality of the fields an op kind uses. */
 bool op_equal(const struct op *a, const struct op *b);

@@ -1,11 +1,14 @@
-/* Loading a program from a file in either form: text for NAME.sfp, binary for NAME.bin
+/* Loading and saving a program file in either form: text for NAME.sfp, binary for NAME.bin
  * and the fuzzers' findings (crash-*, timeout-*, ... of libFuzzer, id:* of AFL++), whose
  * bytes may all happen to be printable; otherwise text when every byte is printable ASCII
  * or whitespace (a seed someone wrote), binary if not (a fuzzer's input). */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "program.h"
 
 /* Printable ASCII, or one of \t \n \v \f \r. */
@@ -102,4 +105,30 @@ int program_load_file(const char *path, struct program *out, char *err, size_t e
 		program_decode(data, len, out);
 	free(data);
 	return ret;
+}
+
+int program_save_new(const char *path, const struct program *prog, const char *header,
+		     char *err, size_t errlen)
+{
+	static uint8_t bytes[PROG_MAX_OPS * 64];
+	char *text = NULL;
+	size_t text_len = 0;
+	FILE *f;
+	int r;
+
+	if (!ends_with(path, ".sfp"))
+		return file_write_new(path, bytes, program_encode(prog, bytes, sizeof(bytes)), err,
+				      errlen);
+	f = open_memstream(&text, &text_len);
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (header)
+		fputs(header, f);
+	program_print(prog, f);
+	fclose(f);
+	r = file_write_new(path, text, text_len, err, errlen);
+	free(text);
+	return r;
 }
