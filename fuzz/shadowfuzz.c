@@ -15,6 +15,7 @@
 #include "bench.h"
 #include "campaign.h"
 #include "cli_common.h"
+#include "conform.h"
 #include "executor.h"
 #include "minimize.h"
 #include "program.h"
@@ -358,6 +359,7 @@ static const struct {
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
 	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
 	{ "minimize", cmd_minimize, "shrink a diverging program, keeping its divergence signature" },
+	{ "conform", cmd_conform, "pre-submission check: corpus, regressions, a campaign, a report" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
 };
 
