@@ -16,6 +16,7 @@
 #include "campaign.h"
 #include "cli_common.h"
 #include "conform.h"
+#include "export.h"
 #include "executor.h"
 #include "minimize.h"
 #include "program.h"
@@ -360,6 +361,7 @@ static const struct {
 	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
 	{ "minimize", cmd_minimize, "shrink a diverging program, keeping its divergence signature" },
 	{ "conform", cmd_conform, "pre-submission check: corpus, regressions, a campaign, a report" },
+	{ "export", cmd_export, "write a program as a C reproducer or a KVM selftest" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
 };
 
