@@ -52,6 +52,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "fixed by KVM: x86/mmu: Detect MMIO generation wrap in any address "
 			  "space (v5.1)",
 		.caught_by = "translation check (wrong-frame: MMIO spte for memory) / mmio check",
+		.campaign_options = "--profile 4.20",
 	},
 	[KVM_BUG_B4_MMIO_CACHE_NO_GENERATION] = {
 		.id = "B4",
@@ -67,6 +68,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "introduced by cae7ed3c2cb0 (the seed series), fixed 34c0f6f2695a (2020)",
 		.caught_by = "tests/test_spte (decode(encode(g)) != g); not guest-visible here: "
 			     "sptes from generations >= 1024 only take the slow path",
+		.not_guest_visible = true,
 	},
 	[KVM_BUG_B8_L1TF_GFN_MASK] = {
 		.id = "B8",
@@ -74,6 +76,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "a high MMIO gpa decodes wrong (needs host_phys_bits < 45)",
 		.origin = "fixed by KVM: x86: fix L1TF's MMIO GFN calculation, daa07cbc9ae3 (2018)",
 		.caught_by = "access gpa (an MMIO exit with the wrong gpa)",
+		.campaign_options = "--host-phys-bits 42",
 	},
 	[KVM_BUG_B9_ZAP_MEMSLOT_WITHOUT_RMAPS] = {
 		.id = "B9",
@@ -109,6 +112,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.caught_by = "tests/test_walker (shadow_zero_check_follows_uses_nx); not guest-visible here: only "
 			     "leaf sptes carry KVM's own NX, and no MMIO walk reaches a present "
 			     "leaf without the NX-huge-page mitigation",
+		.not_guest_visible = true,
 	},
 	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
 		.id = "B21",
@@ -144,6 +148,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "makes the MMIO spte present on a host with 52 physical bits",
 		.origin = "synthetic",
 		.caught_by = "translation check (a present spte for a gpa without memory)",
+		.campaign_options = "--host-phys-bits 52",
 	},
 	[KVM_BUG_S9_NO_FLUSH_ON_COMMIT] = {
 		.id = "S9",

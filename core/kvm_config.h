@@ -42,6 +42,11 @@ struct kvm_bug_info {
 	const char *summary;
 	const char *origin; /* kernel commit, or "synthetic" */
 	const char *caught_by;
+	/* What a campaign against it needs besides --bug, as options (NULL: nothing), e.g. the
+	 * profile whose code has the bug or the host it shows on. */
+	const char *campaign_options;
+	/* B6 and B18 cannot be seen by a guest here (caught_by says why): campaigns skip them. */
+	bool not_guest_visible;
 };
 
 struct kvm_config {

@@ -14,6 +14,7 @@
 #include "../oracle/harness_layout.h"
 #include "../oracle/reference.h"
 #include "bench.h"
+#include "bench_bugs.h"
 #include "executor.h"
 #include "program.h"
 
@@ -247,6 +248,7 @@ static int bench_programs(long checks, double *rate)
 static void usage_bench(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz bench [--runs R] [--checks N]\n"
+		     "       shadowfuzz bench bugs --help   (time to detection of the planted bugs)\n"
 		     "Prints reference checks/s, walker checks/s and differential access checks/s\n"
 		     "(CPL0 4-level reads), the median of R runs of N checks each (default 7 x 200000),\n"
 		     "and programs/s over ./corpus with full checking and its time split.\n");
@@ -269,6 +271,9 @@ int cmd_bench(int argc, char **argv)
 	};
 	long runs = 7, checks = 200000;
 	int opt;
+
+	if (argc > 1 && !strcmp(argv[1], "bugs"))
+		return cmd_bench_bugs(argc - 1, argv + 1);
 
 	while ((opt = getopt_long(argc, argv, "r:n:h", longopts, NULL)) != -1) {
 		char *end;

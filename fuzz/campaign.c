@@ -325,6 +325,14 @@ static void set_engine_environment(const struct common_options *common)
 		setenv("SHADOWFUZZ_BUGS", bugs, 1);
 	else
 		unsetenv("SHADOWFUZZ_BUGS");
+	if (common->host_phys_bits) {
+		char bits[16];
+
+		snprintf(bits, sizeof(bits), "%d", common->host_phys_bits);
+		setenv("SHADOWFUZZ_HOST_PHYS_BITS", bits, 1);
+	} else {
+		unsetenv("SHADOWFUZZ_HOST_PHYS_BITS");
+	}
 }
 
 static bool seen_before(struct seen_names *seen, const char *name)
@@ -723,4 +731,37 @@ int cmd_fuzz(int argc, char **argv)
 	if (r || c.io_error || c.worst_status)
 		return EXIT_USAGE;
 	return found ? EXIT_DIVERGENCE : EXIT_CLEAN;
+}
+
+int campaign_run_child(char *const args[], const char *log_path)
+{
+	char self[PATH_MAX], *argv[600];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int argc = 0, status;
+	pid_t pid;
+
+	if (n <= 0)
+		return -1;
+	self[n] = 0;
+	argv[argc++] = self;
+	argv[argc++] = "fuzz";
+	for (int i = 0; args[i] && argc < 599; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int fd = log_path ? open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			close(fd);
+		}
+		execv(self, argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -90,3 +90,20 @@ void common_describe(const struct common_options *common, char *buf, size_t len)
 	if (common->host_phys_bits && used < len)
 		snprintf(buf + used, len - used, " --host-phys-bits %d", common->host_phys_bits);
 }
+
+void common_append_args(const struct common_options *common, char *args[], int *n,
+			char number[16])
+{
+	args[(*n)++] = "--profile";
+	args[(*n)++] = (char *)kvm_profile_name(common->profile);
+	for (int b = 0; b < KVM_BUG_COUNT; b++)
+		if (common->bugs & (1ull << b)) {
+			args[(*n)++] = "--bug";
+			args[(*n)++] = (char *)kvm_bug_info(b)->id;
+		}
+	if (!common->host_phys_bits)
+		return;
+	snprintf(number, 16, "%d", common->host_phys_bits);
+	args[(*n)++] = "--host-phys-bits";
+	args[(*n)++] = number;
+}

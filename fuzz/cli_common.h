@@ -30,6 +30,10 @@ void usage_common(FILE *out);
  * (message printed). "--bug list" prints the bug table and exits. */
 int parse_common(int opt, const char *arg, struct common_options *common);
 void finish_common(struct common_options *common);
+/* Appends the options that recreate common (--profile P, --bug ID..., --host-phys-bits
+ * N) to args at *n, for a child command; number is storage for N. */
+void common_append_args(const struct common_options *common, char *args[], int *n,
+			char number[16]);
 /* "--profile 5.1 --bug B13 ..." as a command line would say it, for reports. */
 void common_describe(const struct common_options *common, char *buf, size_t len);
 

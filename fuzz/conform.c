@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "campaign.h"
 #include "cli_common.h"
 #include "findings.h"
 #include "minimize.h"
@@ -327,48 +328,26 @@ static void add_seed_args(const struct conform *c, char **argv, int *argc, int m
 
 static int run_campaign_child(struct conform *c, const char *campaign_dir)
 {
-	char *argv[512], profile[16], seconds[16], self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	int argc = 0, status;
-	pid_t pid;
+	char *args[600], number[16], seconds[16];
+	int n = 0, first_seed, r;
 
-	if (n <= 0)
-		return -1;
-	self[n] = 0;
-	snprintf(profile, sizeof(profile), "%s", kvm_profile_name(c->common.profile));
 	snprintf(seconds, sizeof(seconds), "%u", c->seconds);
-	argv[argc++] = self;
-	argv[argc++] = "fuzz";
-	argv[argc++] = "--profile";
-	argv[argc++] = profile;
-	argv[argc++] = "--time";
-	argv[argc++] = seconds;
-	argv[argc++] = "--out";
-	argv[argc++] = (char *)campaign_dir;
-	for (int b = 0; b < KVM_BUG_COUNT; b++)
-		if (c->common.bugs & (1ull << b)) {
-			argv[argc++] = "--bug";
-			argv[argc++] = (char *)kvm_bug_info(b)->id;
-		}
+	common_append_args(&c->common, args, &n, number);
+	args[n++] = "--time";
+	args[n++] = seconds;
+	args[n++] = "--out";
+	args[n++] = (char *)campaign_dir;
 	if (c->target) {
-		argv[argc++] = "--target";
-		argv[argc++] = (char *)c->target;
+		args[n++] = "--target";
+		args[n++] = (char *)c->target;
 	}
-	int first_seed = argc;
-
-	add_seed_args(c, argv, &argc, 500);
-	argv[argc] = NULL;
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		execv(self, argv);
-		_exit(127);
-	}
-	for (int i = first_seed; i < argc; i++)
-		free(argv[i]);
-	if (pid < 0 || waitpid(pid, &status, 0) < 0)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	first_seed = n;
+	add_seed_args(c, args, &n, 590);
+	args[n] = NULL;
+	r = campaign_run_child(args, NULL);
+	for (int i = first_seed; i < n; i++)
+		free(args[i]);
+	return r;
 }
 
 /* Files every campaign finding as a divergence, minimised like the corpus's. */

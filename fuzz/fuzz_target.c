@@ -1,8 +1,9 @@
 /* The fuzz entry point shared by libFuzzer and AFL++ (afl-clang-fast links its own driver
  * for -fsanitize=fuzzer): one input is one binary program, run with full checking. A
  * divergence prints its report and aborts, so both engines record the input as a crash.
- * SHADOWFUZZ_PROFILE (4.20, 5.1, 5.3) and SHADOWFUZZ_BUGS (comma-separated ids) choose
- * the model. */
+ * SHADOWFUZZ_PROFILE (4.20, 5.1, 5.3), SHADOWFUZZ_BUGS (comma-separated ids) and
+ * SHADOWFUZZ_HOST_PHYS_BITS (32..52) choose the model, as --profile, --bug and
+ * --host-phys-bits do for the shadowfuzz commands. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +24,20 @@ static void configure(struct kvm_config *cfg)
 {
 	const char *profile_name = getenv("SHADOWFUZZ_PROFILE");
 	const char *bugs = getenv("SHADOWFUZZ_BUGS");
+	const char *phys_bits = getenv("SHADOWFUZZ_HOST_PHYS_BITS");
 	enum kvm_profile profile = KVM_PROFILE_5_1;
-	char list[256], *save = NULL;
+	char list[256], *save = NULL, *end;
 
 	if (profile_name && kvm_profile_parse(profile_name, &profile))
 		die("unknown SHADOWFUZZ_PROFILE ", profile_name);
 	kvm_config_init(cfg, profile);
+	if (phys_bits) {
+		long bits = strtol(phys_bits, &end, 10);
+
+		if (!*phys_bits || *end || bits < 32 || bits > 52)
+			die("SHADOWFUZZ_HOST_PHYS_BITS wants 32..52, not ", phys_bits);
+		cfg->host_phys_bits = (int)bits;
+	}
 	if (!bugs)
 		return;
 	snprintf(list, sizeof(list), "%s", bugs);
