@@ -31,6 +31,7 @@
 /* Seconds past --time before the engine is told to stop, and then killed. */
 #define OVERRUN_STOP_S 30
 #define OVERRUN_KILL_S 60
+#define STOP_GRACE_S 10.0
 #define PROGRESS_TTY_S 1.0
 #define PROGRESS_LOG_S 10.0
 /* Crash files are replayed within a second, so time-to-detection is measured finely. */
@@ -60,7 +61,7 @@ struct campaign {
 	struct finding_store *store;
 	struct executor *replay;
 	struct seen_names seen;
-	double start, last_progress, last_scan, first_finding_s;
+	double start, last_progress, last_scan, first_finding_s, stop_sent_at;
 	unsigned signals_sent;
 	bool tty, io_error;
 	char line[8192];
@@ -511,16 +512,22 @@ static void signal_engine(struct campaign *c, int sig)
 	c->signals_sent++;
 }
 
-/* Stops the engine when asked (Ctrl-C, first finding) or when it overruns --time. */
+/* Stops the engine when asked (Ctrl-C, first finding) or when it overruns --time.
+ * SIGTERM, not SIGINT: libFuzzer's fork mode runs its jobs with system(), which ignores
+ * SIGINT in the waiting parent; both engines stop cleanly on SIGTERM. One that has not
+ * stopped STOP_GRACE_S later is killed. */
 static void enforce_limits(struct campaign *c, double now)
 {
 	double over = now - c->start - c->plan.seconds;
 	bool want_stop = interrupts > 0 || over > OVERRUN_STOP_S ||
 			 (c->stop_on_finding && c->first_finding_s >= 0);
 
-	if (want_stop && c->signals_sent == 0)
-		signal_engine(c, SIGINT);
-	if ((interrupts > 1 || over > OVERRUN_KILL_S) && c->signals_sent == 1)
+	if (want_stop && c->signals_sent == 0) {
+		signal_engine(c, SIGTERM);
+		c->stop_sent_at = now;
+	}
+	if (c->signals_sent == 1 &&
+	    (interrupts > 1 || over > OVERRUN_KILL_S || now - c->stop_sent_at > STOP_GRACE_S))
 		signal_engine(c, SIGKILL);
 }
 
@@ -591,7 +598,9 @@ static void print_summary(struct campaign *c, double elapsed)
 
 	format_duration(elapsed, duration, sizeof(duration));
 	printf("== campaign %s: %s, %llu execs (%.0f/s), coverage %llu, corpus %llu%s\n",
-	       interrupts ? "interrupted" : "done", duration, (unsigned long long)c->stats.execs,
+	       interrupts ? "interrupted"
+	       : c->stop_on_finding && c->first_finding_s >= 0 ? "stopped at its first divergence"
+							       : "done", duration, (unsigned long long)c->stats.execs,
 	       elapsed > 0 ? c->stats.execs / elapsed : 0.0, (unsigned long long)c->stats.coverage,
 	       (unsigned long long)c->stats.corpus, c->worst_status ? " (engine failed, see fuzz.log)" : "");
 	printf("== findings: %u signature(s) from %u crash input(s) in %s\n",
