@@ -143,9 +143,12 @@ static void fill_program(FILE *f, const void *prog) { program_print(prog, f); }
 static void fill_minimized(FILE *f, const void *arg)
 {
 	const struct finding_store *store = arg;
+	char when[32];
+	time_t now = time(NULL);
 
-	fprintf(f, "# signature: %s\n# model: %s\n# minimised from input.bin (%u ops)\n",
-		store->min_result.signature, store->describe, store->min_result.ops_before);
+	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&now));
+	fprintf(f, "# signature: %s\n# model: %s\n# minimised from input.bin (%u ops) on %s\n",
+		store->min_result.signature, store->describe, store->min_result.ops_before, when);
 	program_print(&store->minimized, f);
 }
 
