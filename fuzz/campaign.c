@@ -744,14 +744,13 @@ int cmd_fuzz(int argc, char **argv)
 
 int campaign_run_child(char *const args[], const char *log_path)
 {
-	char self[PATH_MAX], *argv[600];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	/* /proc/self/exe, not the path it links to: a rebuild while a long benchmark runs
+	 * replaces the file, and the running binary stays reachable only through the link. */
+	static char self[] = "/proc/self/exe";
+	char *argv[600];
 	int argc = 0, status;
 	pid_t pid;
 
-	if (n <= 0)
-		return -1;
-	self[n] = 0;
 	argv[argc++] = self;
 	argv[argc++] = "fuzz";
 	for (int i = 0; args[i] && argc < 599; i++)
@@ -768,6 +767,7 @@ int campaign_run_child(char *const args[], const char *log_path)
 			close(fd);
 		}
 		execv(self, argv);
+		dprintf(STDERR_FILENO, "shadowfuzz: cannot start a campaign: %s\n", strerror(errno));
 		_exit(127);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) < 0)

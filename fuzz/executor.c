@@ -31,6 +31,7 @@ struct executor {
 	struct kvm_config config;
 	enum exec_model model;
 	bool audit_every_op;
+	uint64_t recycle_every, since_recycle; /* executor_set_recycle */
 	struct executor_log *log;
 	struct translation_checker *translations;
 	struct host_memory *host;
@@ -1433,8 +1434,24 @@ static int reset_for_program(struct executor *ex)
 	return 0;
 }
 
+/* Fresh reference engines every recycle_every programs, so whatever Unicorn keeps
+ * between runs (translated blocks, its own allocations) cannot grow without bound. */
+static void recycle_engines(struct executor *ex)
+{
+	if (!ex->recycle_every || ++ex->since_recycle < ex->recycle_every)
+		return;
+	ex->since_recycle = 0;
+	for (int mode = 0; mode < PAGING_MODE_COUNT; mode++) {
+		ref_engine_free(ex->engines[mode]);
+		ex->engines[mode] = NULL;
+	}
+}
+
+void executor_set_recycle(struct executor *ex, uint64_t programs) { ex->recycle_every = programs; }
+
 int executor_begin(struct executor *ex)
 {
+	recycle_engines(ex);
 	if (ex->log)
 		memset(ex->log, 0, sizeof(*ex->log));
 	if (reset_for_program(ex))

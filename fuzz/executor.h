@@ -93,6 +93,10 @@ bool executor_logs_match(const struct executor_log *a, const struct executor_log
  * of each program. Costs time proportional to memslot sizes. */
 void executor_set_audit(struct executor *ex, bool every_op);
 
+/* Replace the reference engines every that many programs (0: never), for fuzzers that
+ * run millions of inputs in one process. */
+void executor_set_recycle(struct executor *ex, uint64_t programs);
+
 const struct executor_stats *executor_stats(struct executor *ex);
 const char *executor_error(const struct executor *ex);
 

@@ -37,10 +37,12 @@ static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
 static void usage_smoke(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID] [--audit]\n"
-		     "                       [--host-phys-bits N]\n"
+		     "                       [--host-phys-bits N] [--recycle N]\n"
 		     "Decodes N random byte strings (default 10000, seed 1) and runs each program;\n"
 		     "prints the first divergence with its program and exits 1 if any is found.\n"
-		     "The MMU's invariants are audited after each program, with --audit after each op.\n");
+		     "The MMU's invariants are audited after each program, with --audit after each op.\n"
+		     "--recycle N replaces the reference engines every N programs, as the fuzz\n"
+		     "target does (the output must not change).\n");
 }
 
 static int parse_u64(const char *arg, uint64_t *out)
@@ -80,11 +82,11 @@ int cmd_smoke(int argc, char **argv)
 		COMMON_LONG_OPTIONS,
 		{ "programs", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
 		{ "audit", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		{ "recycle", required_argument, NULL, 'r' }, { 0 },
 	};
 	struct common_options common = COMMON_OPTIONS_INIT;
 	bool audit_every_op = false;
-	uint64_t programs = 10000, seed = 1, divergences = 0;
+	uint64_t programs = 10000, seed = 1, divergences = 0, recycle = 0;
 	static struct program prog;
 	static uint8_t input[SMOKE_MAX_BYTES];
 	struct executor *ex;
@@ -92,7 +94,7 @@ int cmd_smoke(int argc, char **argv)
 	char err[256];
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:r:", longopts, NULL)) != -1) {
 		int consumed = parse_common(opt, optarg, &common);
 
 		if (consumed < 0)
@@ -111,6 +113,10 @@ int cmd_smoke(int argc, char **argv)
 			if (parse_u64(optarg, &seed))
 				return EXIT_USAGE;
 			break;
+		case 'r':
+			if (parse_u64(optarg, &recycle))
+				return EXIT_USAGE;
+			break;
 		case 'h':
 			usage_smoke(stdout);
 			return EXIT_CLEAN;
@@ -126,6 +132,7 @@ int cmd_smoke(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	executor_set_audit(ex, audit_every_op);
+	executor_set_recycle(ex, recycle);
 	seed = seed ? seed : 1;
 	for (uint64_t i = 0; i < programs; i++) {
 		size_t len;
