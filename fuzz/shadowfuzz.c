@@ -18,6 +18,7 @@
 #include "executor.h"
 #include "program.h"
 #include "smoke.h"
+#include "trace.h"
 #include "walk_conformance.h"
 
 /* ---- run ---- */
@@ -440,6 +441,7 @@ static const struct {
 	{ "bench", cmd_bench, "measure reference and walker checks per second" },
 	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
+	{ "trace", cmd_trace, "replay one program op by op: walks, answers, KVM's MMU events" },
 };
 
 static void usage(FILE *out)
