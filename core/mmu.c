@@ -958,8 +958,7 @@ int mmu_set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, bo
 		}
 	}
 	set_spte_ret = set_spte(vcpu, sptep, pte_access, level, gfn, pfn, speculative, host_writable);
-	if (present(kvm, *sptep))
-		trace_kvm_mmu_set_spte(kvm, level, gfn, sptep);
+	trace_kvm_mmu_set_spte(kvm, level, gfn, sptep);
 	if (set_spte_ret & SET_SPTE_WRITE_PROTECTED_PT) {
 		if (write_fault)
 			ret = RET_PF_EMULATE;
@@ -1478,7 +1477,9 @@ static bool walk_shadow_page_get_mmio_spte(struct kvm_vcpu *vcpu, uint64_t addr,
 static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool direct)
 {
 	const struct spte_params *p = &vcpu->kvm->mmu->spte;
-	uint64_t spte;
+	uint64_t spte, gen = kvm_vcpu_memslots(vcpu)->generation;
+	gfn_t gfn;
+	unsigned access;
 
 	if (direct ? vcpu_match_mmio_gpa(vcpu, addr) : vcpu_match_mmio_gva(vcpu, addr))
 		return RET_PF_EMULATE;
@@ -1487,14 +1488,14 @@ static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool dir
 		return -EINVAL;
 	if (!is_mmio_spte(p, spte))
 		return RET_PF_RETRY; /* zapped meanwhile: let the CPU fault again */
-	if (!check_mmio_spte(p, spte, kvm_vcpu_memslots(vcpu)->generation)) {
-		trace_check_mmio_spte(vcpu->kvm, spte, kvm_vcpu_memslots(vcpu)->generation);
+	if (!check_mmio_spte(p, spte, gen)) {
+		trace_check_mmio_spte(vcpu->kvm, spte, gen);
 		return RET_PF_INVALID;
 	}
-	trace_handle_mmio_page_fault(vcpu->kvm, addr, get_mmio_spte_gfn(p, spte),
-				     get_mmio_spte_access(p, spte));
-	vcpu_cache_mmio_info(vcpu, direct ? 0 : addr, get_mmio_spte_gfn(p, spte),
-			     get_mmio_spte_access(p, spte));
+	gfn = get_mmio_spte_gfn(p, spte);
+	access = get_mmio_spte_access(p, spte);
+	trace_handle_mmio_page_fault(vcpu->kvm, addr, gfn, access);
+	vcpu_cache_mmio_info(vcpu, direct ? 0 : addr, gfn, access);
 	return RET_PF_EMULATE;
 }
 

@@ -691,6 +691,7 @@ static int parse_ops(const char *arg, struct trace *t)
 	return 0;
 }
 
+/* Returns -1 when the trace should go on (argv[optind] is the program), else the exit code. */
 static int parse_trace_options(int argc, char **argv, struct common_options *common, struct trace *t)
 {
 	static const struct option longopts[] = {
