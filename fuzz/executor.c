@@ -1076,12 +1076,13 @@ static void trace_access(struct executor *ex, uint32_t index, const struct acces
 			 const struct ref_result *ref, const struct model_access *model,
 			 const struct cpu_access_result *cpu)
 {
-	struct executor_access_trace t = {
-		.op_index = index, .check = check, .ref = ref, .model = model, .cpu = cpu,
-	};
+	struct executor_access_trace t;
 
 	if (!ex->tracer.access)
 		return;
+	t = (struct executor_access_trace){
+		.op_index = index, .check = check, .ref = ref, .model = model, .cpu = cpu,
+	};
 	checker_expected(check, ref, &t.expected, &t.rule);
 	kvm_mmu_shadow_walk(vcpu0(ex), check->gva, &t.shadow);
 	ex->tracer.access(ex->tracer.ctx, &t);

@@ -485,7 +485,7 @@ static void print_shadow_walk(struct trace *t, const struct kvm_shadow_walk *w)
 
 static void print_access_text(struct trace *t, const struct executor_access_trace *a)
 {
-	char insn[128], hex[64], expected[96], model[160];
+	char insn[256], hex[64], expected[96], model[160];
 
 	print_guest_walk(t, a->ref);
 	if (disassemble(t, a->ref, a->check->kind, insn, sizeof(insn), hex, sizeof(hex)))
@@ -512,7 +512,7 @@ static json_t *access_json(struct trace *t, const struct executor_access_trace *
 {
 	json_t *obj = json_object(), *walk = json_array(), *steps = json_array();
 	struct sink s = { .obj = obj };
-	char insn[128], hex[64], model[160];
+	char insn[256], hex[64], model[160];
 
 	put_hex(&s, "gva", a->check->gva);
 	put_str(&s, "kind", kind_name(a->check->kind));
