@@ -107,6 +107,7 @@ struct kvm_vcpu_arch {
 };
 
 struct kvm;
+struct kvm_mmu_trace_event;
 
 /* KVM_REQ_* the model honours at guest entry (vcpu_enter_guest). */
 enum kvm_request {
@@ -166,6 +167,10 @@ struct kvm {
 	int nr_vcpus;
 	struct kvm_arch_mmu *mmu; /* shadow-MMU state of the VM (mmu.c) */
 	struct kvm_model_error error;
+	/* MMU event hook (mmu_trace.h): NULL unless a tracer is attached; kept across
+	 * kvm_reset. */
+	void (*trace_fn)(void *ctx, const struct kvm_mmu_trace_event *ev);
+	void *trace_ctx;
 };
 
 /* Create / destroy / reset a VM with one vCPU in the reset state (paging off). The host

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kvm_host.h"
+#include "mmu_trace.h"
 
 struct kvm_memslots *__kvm_memslots(struct kvm *kvm, int as_id)
 {
@@ -108,6 +109,7 @@ static void install_new_memslots(struct kvm *kvm, int as_id)
 	kvm->memslots[as_id] = slots;
 	kvm->memslots_spare[as_id] = old;
 	memslots_gen_end(kvm, as_id, slots);
+	trace_install_new_memslots(kvm, as_id, slots->generation, 1);
 }
 
 /* A flag-neutral update installs a set identical to the active one: only the generation
@@ -118,12 +120,14 @@ void kvm_memslots_jump_generation(struct kvm *kvm, int as_id, uint64_t n_updates
 
 	if (!kvm->arch_ops.memslots_updated) {
 		slots->generation += n_updates * memslots_gen_step(kvm);
+		trace_install_new_memslots(kvm, as_id, slots->generation, n_updates);
 		return;
 	}
-	while (n_updates--) {
+	for (uint64_t i = 0; i < n_updates; i++) {
 		memslots_gen_begin(kvm, slots, slots->generation);
 		memslots_gen_end(kvm, as_id, slots);
 	}
+	trace_install_new_memslots(kvm, as_id, slots->generation, n_updates);
 }
 
 /* ---- Per-slot metadata (spec §1.5) ---- */

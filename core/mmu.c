@@ -27,6 +27,7 @@ void kvm_model_error(struct kvm *kvm, const char *fmt, ...)
 void kvm_flush_remote_tlbs(struct kvm *kvm)
 {
 	kvm->mmu->stat_remote_flushes++;
+	trace_kvm_flush_remote_tlbs(kvm);
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		kvm->vcpus[i].requests |= KVM_REQ_TLB_FLUSH;
 }
@@ -432,6 +433,8 @@ static bool kvm_mmu_slot_gfn_write_protect(struct kvm *kvm, struct kvm_memory_sl
 
 	for (int level = PT_PAGE_TABLE_LEVEL; level <= PT_PDPE_LEVEL; level++)
 		write_protected |= __rmap_write_protect(kvm, __gfn_to_rmap(kvm, gfn, level, slot), true);
+	if (write_protected)
+		trace_rmap_write_protect(kvm, gfn);
 	return write_protected;
 }
 
@@ -625,6 +628,7 @@ static void kvm_mmu_unlink_parents(struct kvm *kvm, struct kvm_mmu_page *sp)
 static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 				    struct kvm_mmu_page_list *invalid_list)
 {
+	trace_kvm_mmu_prepare_zap_page(kvm, sp);
 	kvm_mmu_page_unlink_children(kvm, sp);
 	kvm_mmu_unlink_parents(kvm, sp);
 	if (!sp->role.invalid && !sp->role.direct &&
@@ -722,6 +726,7 @@ restart:
 static void kvm_mmu_zap_all_fast(struct kvm *kvm)
 {
 	kvm->mmu->mmu_valid_gen++;
+	trace_kvm_mmu_zap_all_fast(kvm, kvm->mmu->mmu_valid_gen);
 	if (kvm->config.profile == KVM_PROFILE_4_20)
 		kvm_reload_remote_mmus(kvm);
 	kvm_zap_obsolete_pages(kvm);
@@ -789,6 +794,7 @@ static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
 		mask &= ~as_bits;
 	if (gen & mask)
 		return;
+	trace_kvm_mmu_invalidate_mmio_sptes(kvm, as_id, gen);
 	if (kvm->config.profile == KVM_PROFILE_4_20)
 		kvm_mmu_zap_all_fast(kvm);
 	else
@@ -834,6 +840,7 @@ struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t ga
 		if (sp->gfn != gfn || sp->role.word != role.word)
 			continue;
 		sp->write_flooding_count = 0;
+		trace_kvm_mmu_get_page(kvm, sp, false);
 		return sp;
 	}
 	sp = kvm_mmu_alloc_page(kvm, direct);
@@ -844,6 +851,7 @@ struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t ga
 	sp->mmu_valid_gen = kvm->mmu->mmu_valid_gen;
 	LIST_INSERT_HEAD(&kvm->mmu->mmu_page_hash[kvm_page_table_hashfn(gfn)], sp, hash_link);
 	sp->on_hash = true;
+	trace_kvm_mmu_get_page(kvm, sp, true);
 	if (direct)
 		return sp;
 	/* Write-protect before the page is used, so its contents match the guest table. */
@@ -880,6 +888,7 @@ static bool set_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, kvm
 		return false;
 	gen = slots->generation;
 	*sptep = make_mmio_spte(&kvm->mmu->spte, gfn, access, gen);
+	trace_mark_mmio_spte(kvm, sptep, gfn, access, gen);
 	/* mark_mmio_spte: K51-K53 zap only pages that ever held an MMIO spte on a wrap. */
 	sptep_to_sp(kvm, sptep)->mmio_cached = true;
 	return true;
@@ -949,6 +958,7 @@ int mmu_set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, bo
 		}
 	}
 	set_spte_ret = set_spte(vcpu, sptep, pte_access, level, gfn, pfn, speculative, host_writable);
+	trace_kvm_mmu_set_spte(kvm, level, gfn, sptep);
 	if (set_spte_ret & SET_SPTE_WRITE_PROTECTED_PT) {
 		if (write_fault)
 			ret = RET_PF_EMULATE;
@@ -1182,6 +1192,7 @@ void kvm_mmu_sync_roots(struct kvm_vcpu *vcpu)
 {
 	if (vcpu->mmu.direct_map || !VALID_PAGE(vcpu->mmu.root_hpa))
 		return;
+	trace_kvm_mmu_sync_roots(vcpu->kvm);
 	vcpu->mmio_gva = 0;
 	vcpu->mmio_gfn = 0;
 }
@@ -1354,6 +1365,7 @@ void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int
 	(void)new; /* re-read from guest memory since 0e0fee5c539b (B12 fix) */
 	if (!kvm->mmu->indirect_shadow_pages)
 		return;
+	trace_kvm_mmu_pte_write(kvm, gpa, bytes);
 	TAILQ_INIT(&invalid_list);
 	gentry = read_new_gentry(vcpu, &gpa, &bytes);
 	for (sp = LIST_FIRST(&kvm->mmu->mmu_page_hash[kvm_page_table_hashfn(gfn)]); sp; sp = next) {
@@ -1465,7 +1477,9 @@ static bool walk_shadow_page_get_mmio_spte(struct kvm_vcpu *vcpu, uint64_t addr,
 static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool direct)
 {
 	const struct spte_params *p = &vcpu->kvm->mmu->spte;
-	uint64_t spte;
+	uint64_t spte, gen = kvm_vcpu_memslots(vcpu)->generation;
+	gfn_t gfn;
+	unsigned access;
 
 	if (direct ? vcpu_match_mmio_gpa(vcpu, addr) : vcpu_match_mmio_gva(vcpu, addr))
 		return RET_PF_EMULATE;
@@ -1474,10 +1488,14 @@ static int handle_mmio_page_fault(struct kvm_vcpu *vcpu, uint64_t addr, bool dir
 		return -EINVAL;
 	if (!is_mmio_spte(p, spte))
 		return RET_PF_RETRY; /* zapped meanwhile: let the CPU fault again */
-	if (!check_mmio_spte(p, spte, kvm_vcpu_memslots(vcpu)->generation))
+	if (!check_mmio_spte(p, spte, gen)) {
+		trace_check_mmio_spte(vcpu->kvm, spte, gen);
 		return RET_PF_INVALID;
-	vcpu_cache_mmio_info(vcpu, direct ? 0 : addr, get_mmio_spte_gfn(p, spte),
-			     get_mmio_spte_access(p, spte));
+	}
+	gfn = get_mmio_spte_gfn(p, spte);
+	access = get_mmio_spte_access(p, spte);
+	trace_handle_mmio_page_fault(vcpu->kvm, addr, gfn, access);
+	vcpu_cache_mmio_info(vcpu, direct ? 0 : addr, gfn, access);
 	return RET_PF_EMULATE;
 }
 
@@ -1577,6 +1595,7 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gva_t cr2, uint32_t error_code,
 {
 	int r = RET_PF_INVALID;
 
+	trace_kvm_page_fault(vcpu->kvm, cr2, error_code);
 	fault->vector = 0;
 	if (error_code & PFERR_RSVD_MASK) {
 		r = handle_mmio_page_fault(vcpu, cr2, vcpu->mmu.direct_map);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kvm_host.h"
+#include "mmu_trace.h"
 #include "paging.h"
 #include "pte_list.h"
 #include "spte.h"

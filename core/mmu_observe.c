@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "mmu.h"
 #include "mmu_observe.h"
 
@@ -147,5 +149,44 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 			continue;
 		for (int i = 0; i < w.vcpu->tlb.n; i++)
 			report_tlb(&w, &w.vcpu->tlb.entries[i]);
+	}
+}
+
+static void add_walk_step(struct kvm_vcpu *vcpu, struct kvm_shadow_walk *out, int level,
+			  unsigned index, const uint64_t *sptep)
+{
+	struct kvm_shadow_walk_step *step = &out->steps[out->n++];
+	struct kvm_mmu_page *sp = sptep_to_sp(vcpu->kvm, sptep);
+
+	*step = (struct kvm_shadow_walk_step){
+		.level = level,
+		.index = index,
+		.spte = *sptep,
+		.table_hpa = sp ? sp->hpa : vcpu->mmu.pae_root_hpa,
+		.has_sp = sp != NULL,
+	};
+	if (sp) {
+		step->gfn = sp->gfn;
+		step->role = sp->role;
+	}
+}
+
+void kvm_mmu_shadow_walk(struct kvm_vcpu *vcpu, gva_t gva, struct kvm_shadow_walk *out)
+{
+	const struct spte_params *p = &vcpu->kvm->mmu->spte;
+	struct kvm_shadow_walk_iterator it;
+
+	memset(out, 0, sizeof(*out));
+	out->root_hpa = vcpu->mmu.root_hpa;
+	if (!VALID_PAGE(out->root_hpa))
+		return;
+	/* shadow_walk_init reads the PAE root entry itself; show it as a step. */
+	if (vcpu->mmu.shadow_root_level == PT32E_ROOT_LEVEL)
+		add_walk_step(vcpu, out, PT32E_ROOT_LEVEL, (gva >> 30) & 3,
+			      &vcpu->mmu.pae_root[(gva >> 30) & 3]);
+	for (shadow_walk_init(&it, vcpu, gva); shadow_walk_okay(&it, vcpu); shadow_walk_next(&it)) {
+		add_walk_step(vcpu, out, it.level, it.index, it.sptep);
+		if (!is_shadow_present_pte(p, *it.sptep))
+			break;
 	}
 }

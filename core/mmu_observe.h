@@ -25,4 +25,26 @@ struct kvm_translation {
 void kvm_mmu_for_each_translation(struct kvm *kvm,
 				  void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx);
 
+/* One spte the hardware walk of an address reads, root first, and the shadow page that
+ * holds it (has_sp false for the vCPU's pae_root, which is no shadow page). */
+struct kvm_shadow_walk_step {
+	int level;
+	unsigned index;
+	uint64_t spte;
+	hpa_t table_hpa;
+	bool has_sp;
+	gfn_t gfn;
+	union kvm_mmu_page_role role;
+};
+
+struct kvm_shadow_walk {
+	hpa_t root_hpa; /* INVALID_PAGE: no root loaded */
+	int n;
+	struct kvm_shadow_walk_step steps[PT64_ROOT_MAX_LEVEL + 1];
+};
+
+/* The shadow walk of gva from the vCPU's current root (for_each_shadow_entry) down to the
+ * leaf or the first non-present spte; reads only. */
+void kvm_mmu_shadow_walk(struct kvm_vcpu *vcpu, gva_t gva, struct kvm_shadow_walk *out);
+
 #endif

@@ -124,6 +124,7 @@ static bool FNAME(walk_error)(struct kvm_vcpu *vcpu, struct guest_walker *walker
 	errcode |= access & (PFERR_WRITE_MASK | PFERR_USER_MASK);
 	if ((access & PFERR_FETCH_MASK) && (vcpu->mmu.nx || (vcpu->arch.cr4 & X86_CR4_SMEP)))
 		errcode |= PFERR_FETCH_MASK;
+	trace_kvm_mmu_walker_error(vcpu->kvm, errcode);
 	walker->fault.vector = PF_VECTOR;
 	walker->fault.error_code = errcode;
 	walker->fault.address = addr;
@@ -153,6 +154,7 @@ static bool FNAME(walk_addr_generic)(struct guest_walker *walker, struct kvm_vcp
 	int ret;
 
 retry_walk:
+	trace_kvm_mmu_pagetable_walk(vcpu->kvm, addr, access);
 	memset(walker, 0, sizeof(*walker));
 	walker->level = mmu->root_level;
 	pte = vcpu->arch.cr3;
@@ -182,6 +184,7 @@ retry_walk:
 		if (!FNAME(read_gpte)(vcpu, walker, table_gfn, offset, &entry))
 			return FNAME(walk_error)(vcpu, walker, addr, access, 0);
 		pte = entry;
+		trace_kvm_mmu_paging_element(vcpu->kvm, pte, walker->level);
 		/* Inverting NX lets every permission bit be AND-ed across levels. */
 		pte_access = pt_access & (pte ^ PT_WALK_NX_MASK);
 		if (!(pte & PT_PRESENT_MASK))

@@ -16,8 +16,10 @@ bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 	if (vcpu->requests & KVM_REQ_MMU_SYNC)
 		kvm_mmu_sync_roots(vcpu);
 	vcpu->requests &= ~(KVM_REQ_MMU_RELOAD | KVM_REQ_MMU_SYNC | KVM_REQ_LOAD_CR3);
-	if (vcpu->requests & KVM_REQ_TLB_FLUSH)
+	if (vcpu->requests & KVM_REQ_TLB_FLUSH) {
+		trace_kvm_vcpu_flush_tlb(vcpu->kvm);
 		vcpu->tlb.n = 0;
+	}
 	vcpu->requests &= ~KVM_REQ_TLB_FLUSH;
 	if (!(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !VALID_PAGE(vcpu->mmu.root_hpa) &&
 	    kvm_mmu_load(vcpu) < 0)
@@ -191,6 +193,7 @@ static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, st
 	hva_t hva;
 
 	res->emulated = true;
+	trace_kvm_emulate_insn(vcpu->kvm, a->gva);
 	if (vcpu_match_mmio_gva(vcpu, a->gva) &&
 	    !permission_fault(vcpu, &vcpu->mmu, vcpu->mmio_access, 0, pfec)) {
 		gpa = (vcpu->mmio_gfn << PAGE_SHIFT) | (a->gva & ~PAGE_MASK);
@@ -208,6 +211,7 @@ static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, st
 	res->gpa = gpa;
 	hva = mmio ? KVM_HVA_ERR_BAD : kvm_vcpu_gfn_to_hva_prot(vcpu, gpa >> PAGE_SHIFT, &writable);
 	if (hva == KVM_HVA_ERR_BAD || (a->kind == CPU_WRITE && !writable)) {
+		trace_kvm_mmio(vcpu->kvm, gpa, a->kind == CPU_WRITE);
 		res->outcome = CPU_MMIO_EXIT;
 		return;
 	}

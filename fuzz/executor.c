@@ -33,6 +33,7 @@ struct executor {
 	bool audit_every_op;
 	uint64_t recycle_every, since_recycle; /* executor_set_recycle */
 	struct executor_log *log;
+	struct executor_tracer tracer;
 	struct translation_checker *translations;
 	struct host_memory *host;
 	struct kvm *kvm;
@@ -146,6 +147,20 @@ static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 }
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
 void executor_set_log(struct executor *ex, struct executor_log *log) { ex->log = log; }
+
+void executor_set_tracer(struct executor *ex, const struct executor_tracer *tracer)
+{
+	memset(&ex->tracer, 0, sizeof(ex->tracer));
+	if (tracer)
+		ex->tracer = *tracer;
+	ex->kvm->trace_fn = ex->tracer.kvm_event;
+	ex->kvm->trace_ctx = ex->tracer.ctx;
+}
+
+enum paging_mode executor_paging_mode(struct executor *ex)
+{
+	return kvm_vcpu_paging_mode(&ex->kvm->vcpus[0]);
+}
 
 static void log_access(struct executor *ex, uint32_t index, const struct model_access *answer)
 {
@@ -1057,6 +1072,23 @@ static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check
 	ex->stats.rule_hits[RULE_KVM_MMIO_WRITE_SKIPS_DIRTY]++;
 }
 
+/* Hands an access's results to the tracer; model and cpu are NULL where there is none. */
+static void trace_access(struct executor *ex, uint32_t index, const struct access_check *check,
+			 const struct ref_result *ref, const struct model_access *model,
+			 const struct cpu_access_result *cpu)
+{
+	struct executor_access_trace t;
+
+	if (!ex->tracer.access)
+		return;
+	t = (struct executor_access_trace){
+		.op_index = index, .check = check, .ref = ref, .model = model, .cpu = cpu,
+	};
+	checker_expected(check, ref, &t.expected, &t.rule);
+	kvm_mmu_shadow_walk(vcpu0(ex), check->gva, &t.shadow);
+	ex->tracer.access(ex->tracer.ctx, &t);
+}
+
 static int op_access(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct access_check check = {
@@ -1091,8 +1123,10 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	} else if (!mmu_model_access(ex, op, &model, &cpu)) {
 		if (ref.outcome == REF_OK)
 			ref_revert_ad_writes(engine, &ref);
+		trace_access(ex, index, &check, &ref, NULL, &cpu);
 		return cpu_failure(ex, index, op, check.gva, &cpu, div);
 	}
+	trace_access(ex, index, &check, &ref, &model, shadow_mmu(ex) ? &cpu : NULL);
 	log_access(ex, index, &model);
 	checker_expected(&check, &ref, &expected, &rule);
 	if (ref.outcome == REF_OK && expected.outcome != REF_OK)

@@ -10,6 +10,9 @@
 #include <stdio.h>
 
 #include "../core/kvm_config.h"
+#include "../core/mmu_observe.h"
+#include "../core/mmu_trace.h"
+#include "../core/vcpu_access.h"
 #include "../oracle/checker.h"
 #include "program.h"
 
@@ -96,6 +99,33 @@ void executor_set_audit(struct executor *ex, bool every_op);
 /* Replace the reference engines every that many programs (0: never), for fuzzers that
  * run millions of inputs in one process. */
 void executor_set_recycle(struct executor *ex, uint64_t programs);
+
+/* Per-op details for `shadowfuzz trace`, delivered while a program runs. An access's
+ * record comes after both sides ran it and before it is judged; pointers are valid only
+ * during the call. */
+struct executor_access_trace {
+	uint32_t op_index;
+	const struct access_check *check; /* the vCPU state, CPL, kind and gva */
+	const struct ref_result *ref;     /* the architecture's answer and walk */
+	struct model_access expected;     /* the answer KVM must give (ref's, or a rule's) */
+	enum kvm_rule rule;
+	const struct model_access *model; /* NULL: the model gave no answer (shutdown...) */
+	const struct cpu_access_result *cpu; /* the simulated CPU's run; NULL in EXEC_WALKER */
+	struct kvm_shadow_walk shadow;    /* the gva's shadow walk after the access */
+};
+
+struct executor_tracer {
+	void *ctx;
+	void (*access)(void *ctx, const struct executor_access_trace *trace); /* may be NULL */
+	/* The model's MMU events (core/mmu_trace.h), including those of executor_begin. */
+	void (*kvm_event)(void *ctx, const struct kvm_mmu_trace_event *ev);      /* may be NULL */
+};
+
+/* Attach a tracer (copied), or detach with NULL. Tracing changes no result. */
+void executor_set_tracer(struct executor *ex, const struct executor_tracer *tracer);
+
+/* The paging mode the vCPU is in now (before the next op runs). */
+enum paging_mode executor_paging_mode(struct executor *ex);
 
 const struct executor_stats *executor_stats(struct executor *ex);
 const char *executor_error(const struct executor *ex);

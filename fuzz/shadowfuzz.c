@@ -22,6 +22,7 @@
 #include "program.h"
 #include "program_dir.h"
 #include "smoke.h"
+#include "trace.h"
 #include "walk_conformance.h"
 
 /* ---- run ---- */
@@ -363,6 +364,7 @@ static const struct {
 	{ "conform", cmd_conform, "pre-submission check: corpus, regressions, a campaign, a report" },
 	{ "export", cmd_export, "write a program as a C reproducer or a KVM selftest" },
 	{ "encode", cmd_encode, "write programs in the binary form fuzzers start from" },
+	{ "trace", cmd_trace, "replay one program op by op: walks, answers, KVM's MMU events" },
 };
 
 static void usage(FILE *out)

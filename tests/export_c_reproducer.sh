@@ -11,7 +11,7 @@ fail() { echo "export_c_reproducer: $*" >&2; exit 1; }
 
 "$sf" export --c --bug "$bug" "$program" -o "$dir/repro.c" >/dev/null || fail "export failed"
 [ -f "$dir/repro.sfp" ] || fail "no text program beside the C file"
-cc -O1 -I"$src/fuzz" -I"$src/core" -I"$src/oracle" "$dir/repro.c" "$build/fuzz/libsf_fuzz.a" \
+cc -O1 -I"$src/fuzz" -I"$src/core" -I"$src/oracle" "$dir/repro.c" "$build/fuzz/libsf_fuzz.a" "$build/fuzz/libsf_program_codec.a" \
   "$build/oracle/libsf_oracle.a" "$build/core/libsf_core.a" $(pkg-config --libs unicorn) \
   -lpthread -lm -o "$dir/repro" 2>"$dir/cc.err" || { cat "$dir/cc.err"; fail "the reproducer does not compile"; }
 "$dir/repro" >"$dir/out"; [ $? -eq 1 ] || fail "the reproducer does not exit 1"
