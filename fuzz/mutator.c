@@ -513,6 +513,191 @@ static bool mutate_control(struct rng *r, struct program *prog)
 	return true;
 }
 
+/* ---- aliasing a table ---- */
+
+/* The program's 64-bit page tables as the executor builds them (fuzz/executor.c op_map:
+ * maps follow present non-leaf entries and take fresh pool tables, round robin from T1,
+ * for missing ones; pte ops write entries), so a mutation can name the tables an access
+ * walks through. Entries are 8 bytes here: only 4- and 5-level walks are aliased. */
+struct table_sim {
+	uint64_t entry[TABLE_POOL_PAGES][512];
+	unsigned cr3, next_table;
+	enum paging_mode mode;
+};
+
+struct walk_step {
+	unsigned table, index;
+	uint64_t value;
+};
+
+static bool sim_links(uint64_t entry, unsigned *table)
+{
+	uint64_t frame = entry & PT64_BASE_ADDR_MASK;
+
+	if (!(entry & PT_PRESENT_MASK) || (entry & PT_PAGE_SIZE_MASK) || frame < TABLE_POOL_BASE ||
+	    frame >= table_pool_gpa(TABLE_POOL_PAGES))
+		return false;
+	*table = (unsigned)((frame - TABLE_POOL_BASE) >> 12);
+	return true;
+}
+
+static unsigned sim_index(uint64_t gva, unsigned level)
+{
+	return (unsigned)(gva >> (12 + 9 * (level - 1))) & 511;
+}
+
+static unsigned sim_root_level(enum paging_mode mode) { return mode == PAGING_5LEVEL ? 5 : 4; }
+
+static unsigned sim_alloc(struct table_sim *t)
+{
+	unsigned table;
+
+	do {
+		table = t->next_table;
+		t->next_table = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
+	} while (table == t->cr3);
+	memset(t->entry[table], 0, sizeof(t->entry[table]));
+	return table;
+}
+
+static void sim_map(struct table_sim *t, const struct op *op)
+{
+	enum paging_mode mode = prog_map_mode(t->mode);
+	unsigned table = t->cr3;
+
+	if (mode != PAGING_4LEVEL && mode != PAGING_5LEVEL)
+		return;
+	for (unsigned level = sim_root_level(mode); level > op->map.level; level--) {
+		uint64_t *entry = &t->entry[table][sim_index(op->map.gva, level)];
+		unsigned next;
+
+		if (!sim_links(*entry, &next)) {
+			next = sim_alloc(t);
+			*entry = table_pool_gpa(next) | op->map.upper_flags;
+		}
+		table = next;
+	}
+	t->entry[table][sim_index(op->map.gva, op->map.level)] =
+		op->map.gpa | op->map.leaf_flags | (op->map.level > 1 ? PT_PAGE_SIZE_MASK : 0);
+}
+
+static void sim_op(struct table_sim *t, const struct op *op)
+{
+	switch (op->kind) {
+	case OP_MODE:
+		t->mode = op->mode.mode;
+		break;
+	case OP_CR3:
+		t->cr3 = op->cr3.table;
+		break;
+	case OP_PTE:
+		if (!prog_entries_are_4_bytes(t->mode) && op->pte.index < 512)
+			t->entry[op->pte.table][op->pte.index] = op->pte.value;
+		break;
+	case OP_MAP:
+		sim_map(t, op);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The tables gva's walk reads, from the root down, while they link pool tables. */
+static unsigned sim_walk(const struct table_sim *t, uint64_t gva, struct walk_step *steps)
+{
+	unsigned table = t->cr3, n = 0;
+
+	for (unsigned level = sim_root_level(t->mode); level >= 1; level--) {
+		unsigned index = sim_index(gva, level), next;
+
+		steps[n++] = (struct walk_step){ table, index, t->entry[table][index] };
+		if (!sim_links(t->entry[table][index], &next))
+			break;
+		table = next;
+	}
+	return n;
+}
+
+static bool is_access_op(const struct op *op) { return op->kind == OP_ACCESS; }
+
+/* gva with its index at level replaced. */
+static uint64_t gva_with_index(uint64_t gva, unsigned level, unsigned index)
+{
+	unsigned shift = 12 + 9 * (level - 1);
+
+	return (gva & ~(511ull << shift)) | (uint64_t)index << shift;
+}
+
+/* A present entry of table other than skip, or -1. */
+static int other_present_entry(struct rng *r, const uint64_t *table, unsigned skip)
+{
+	unsigned start = rng_below(r, 512);
+
+	for (unsigned k = 0; k < 512; k++) {
+		unsigned index = (start + k) % 512;
+
+		if (index != skip && (table[index] & PT_PRESENT_MASK))
+			return (int)index;
+	}
+	return -1;
+}
+
+static void add_access_variant(struct rng *r, struct op *accesses, unsigned *n, uint64_t gva,
+			       const struct op *model)
+{
+	accesses[*n] = *model;
+	accesses[*n].access.gva = gva;
+	accesses[*n].access.kind = (uint8_t)(rng_one_in(r, 2) ? ACCESS_WRITE : rng_below(r, 3));
+	if (rng_one_in(r, 2))
+		accesses[*n].access.cpl = 3;
+	(*n)++;
+}
+
+/* Shadow pages are shared by role: a table reached through two entries with different
+ * rights must still give each path its own (KVM's B13 and B21 live here). After an
+ * access, a second entry to a table its walk links is written beside the first with W,
+ * U or NX flipped, and accesses go through both entries and, below, through another
+ * entry of the linked table: the fan-out that makes a shared page's role matter. */
+static bool mutate_alias(struct rng *r, struct program *prog)
+{
+	static const uint64_t flipped[] = { PT_WRITABLE_MASK, PT_USER_MASK, PT64_NX_MASK };
+	static struct table_sim sim;
+	struct walk_step steps[5];
+	struct op ops[4];
+	int a = pick_op(r, prog, is_access_op), k;
+	unsigned n_steps, pick, n = 0, j, level;
+	uint64_t gva;
+
+	if (a < 0 || prog->n_ops + 4 > PROG_MAX_OPS)
+		return false;
+	memset(&sim, 0, sizeof(sim));
+	sim.next_table = 1;
+	for (int i = 0; i < a; i++)
+		sim_op(&sim, &prog->ops[i]);
+	if (sim.mode != PAGING_4LEVEL && sim.mode != PAGING_5LEVEL)
+		return false;
+	gva = prog->ops[a].access.gva;
+	n_steps = sim_walk(&sim, gva, steps);
+	if (n_steps < 2)
+		return false;
+	/* A linking step: every step but the last links the next table. */
+	pick = rng_below(r, n_steps - 1);
+	level = sim_root_level(sim.mode) - pick;
+	j = (steps[pick].index + 1 + rng_below(r, 511)) % 512;
+	ops[n++] = (struct op){ .kind = OP_PTE,
+				.pte = { (uint8_t)steps[pick].table, (uint16_t)j,
+					 steps[pick].value ^ PICK(r, flipped) } };
+	add_access_variant(r, ops, &n, gva_with_index(gva, level, j), &prog->ops[a]);
+	k = other_present_entry(r, sim.entry[steps[pick + 1].table], steps[pick + 1].index);
+	if (k >= 0) {
+		uint64_t below = gva_with_index(gva, level - 1, (unsigned)k);
+
+		add_access_variant(r, ops, &n, below, &prog->ops[a]);
+		add_access_variant(r, ops, &n, gva_with_index(below, level, j), &prog->ops[a]);
+	}
+	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
+}
+
 static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = {
 	[PM_INSERT] = mutate_insert,
 	[PM_DELETE] = mutate_delete,
@@ -524,6 +709,7 @@ static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = 
 	[PM_GEN_JUMP] = mutate_gen_jump,
 	[PM_ACCESS] = mutate_access,
 	[PM_CONTROL] = mutate_control,
+	[PM_ALIAS] = mutate_alias,
 };
 
 static const char *const mutation_names[PM_COUNT] = {
@@ -537,6 +723,7 @@ static const char *const mutation_names[PM_COUNT] = {
 	[PM_GEN_JUMP] = "generation-jump",
 	[PM_ACCESS] = "access",
 	[PM_CONTROL] = "control",
+	[PM_ALIAS] = "alias",
 	[PM_BYTES] = "bytes",
 };
 
@@ -550,7 +737,7 @@ const char *program_mutation_name(enum program_mutation kind)
 static const uint8_t mutation_weights[PM_COUNT] = {
 	[PM_INSERT] = 3, [PM_DELETE] = 2, [PM_DUPLICATE] = 2, [PM_SWAP] = 2,
 	[PM_ENTRY_FLAGS] = 5, [PM_GVA] = 4, [PM_MEMSLOT] = 3, [PM_GEN_JUMP] = 2,
-	[PM_ACCESS] = 3, [PM_CONTROL] = 3,
+	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 3,
 };
 
 static enum program_mutation pick_mutation(struct rng *r)
