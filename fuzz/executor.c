@@ -35,6 +35,8 @@ struct executor {
 	struct executor_log *log;
 	struct executor_tracer tracer;
 	struct translation_checker *translations;
+	struct aliased_writes *aliased_writes; /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED */
+	bool aliased_writes_oom;
 	struct host_memory *host;
 	struct kvm *kvm;
 	struct ref_memory *ref_mem;
@@ -98,7 +100,8 @@ struct executor *executor_new(const struct kvm_config *cfg, enum exec_model mode
 		ex->kvm = kvm_create(cfg, ex->host);
 	if (ex->ref_mem)
 		ex->translations = translation_checker_new(ex->ref_mem);
-	if (!ex->host || !ex->ref_mem || !ex->kvm || !ex->translations) {
+	ex->aliased_writes = aliased_writes_new();
+	if (!ex->host || !ex->ref_mem || !ex->kvm || !ex->translations || !ex->aliased_writes) {
 		snprintf(err, errlen, "out of memory creating the model");
 		executor_free(ex);
 		return NULL;
@@ -115,6 +118,7 @@ void executor_free(struct executor *ex)
 	if (ex->kvm)
 		kvm_destroy(ex->kvm);
 	translation_checker_free(ex->translations);
+	aliased_writes_free(ex->aliased_writes);
 	host_memory_free(ex->host);
 	ref_memory_free(ex->ref_mem);
 	free(ex);
@@ -228,6 +232,14 @@ static void note_guest_write(struct executor *ex, gpa_t gpa, size_t len)
 	ex->page_written_at[page_bucket(ex, gpa + len - 1)] = ex->guest_write_seq;
 }
 
+/* A guest write that reached memory through gpa's gfn: KVM tracks it for that gfn only,
+ * whatever other gfn maps the same host page (RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED). */
+static void note_aliased_write(struct executor *ex, gpa_t gpa, size_t len)
+{
+	if (aliased_writes_note(ex->aliased_writes, ex->ref_mem, guest_as(ex), gpa, len))
+		ex->aliased_writes_oom = true;
+}
+
 /* A guest write of guest-physical memory in address space 0: RAM slots take it on the
  * model's side, regions on the reference's; read-only memory and holes drop it on both. */
 static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
@@ -238,8 +250,9 @@ static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, si
 
 	if (hva != KVM_HVA_ERR_BAD && writable)
 		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
-	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
 	note_guest_write(ex, gpa, len);
+	if (!ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len))
+		note_aliased_write(ex, gpa, len);
 }
 
 static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len)
@@ -434,8 +447,9 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 	uint64_t before = 0;
 	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
 
-	ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len);
 	note_guest_write(ex, gpa, len);
+	if (!ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len))
+		note_aliased_write(ex, gpa, len);
 	model_cpu_access(ex, &acc, &res);
 	vcpu0(ex)->arch.cpl = saved_cpl;
 	if (res.outcome == CPU_OK)
@@ -1049,6 +1063,24 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 	return true;
 }
 
+/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for an access: only a present spte kept from the
+ * old entry makes KVM answer other than the guest's tables (a fault walks them afresh), so
+ * the model succeeded and walked nothing: the reference keeps no A/D writes. */
+static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *engine,
+					const struct access_check *check, const struct ref_result *ref,
+					const struct model_access *expected,
+					const struct model_access *model)
+{
+	if (!shadow_mmu(ex) || model->outcome != REF_OK ||
+	    !checker_aliased_table_write(ex->aliased_writes, ex->ref_mem, &check->cpu, ref))
+		return false;
+	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
+		ref_revert_ad_writes(engine, ref);
+	ex->epoch++;
+	ex->stats.rule_hits[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED]++;
+	return true;
+}
+
 /* RULE_KVM_MMIO_WRITE_SKIPS_DIRTY: after an MMIO write, a leaf that differs from the
  * reference's only by the D bit the reference set is KVM's; the reference takes it. */
 static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check *check,
@@ -1138,6 +1170,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	if (!checker_compare(&expected, &model, &failed) &&
 	    pse_change_allows_access(ex, engine, &check, &ref, &model)) {
 		return 0;
+	} else if (!checker_compare(&expected, &model, &failed) &&
+		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
+		return 0;
 	} else if (!checker_compare(&expected, &model, &failed)) {
 		set_divergence(div, index, op, failed);
 	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, check.kind == REF_WRITE, &cpu)) {
@@ -1214,6 +1249,25 @@ static bool pse_change_allows_translation(struct translation_walk *w, const stru
 	return true;
 }
 
+/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for a translation: the old entry may name
+ * another gpa or rights, but the frame must be the memslot backing of the gpa it maps
+ * (memslot changes zap or re-check the spte). */
+static bool aliased_write_allows_translation(struct translation_walk *w, const struct model_translation *t,
+					     const struct translation_verdict *verdict)
+{
+	hva_t hva = 0;
+	bool backed;
+
+	if (verdict->fault == TRANSLATION_WRONG_FRAME ||
+	    !checker_aliased_table_write(w->ex->aliased_writes, w->ex->ref_mem, &w->cpu, &verdict->guest))
+		return false;
+	backed = ref_memory_backing(w->ex->ref_mem, t->as_id, t->gpa, &hva, NULL);
+	if (backed == t->mmio || (backed && hva != t->hva))
+		return false;
+	w->ex->stats.rule_hits[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED]++;
+	return true;
+}
+
 static struct verified_translation *verified_slot(struct executor *ex, const struct model_translation *t)
 {
 	uint64_t h = t->gva * 0x9e3779b97f4a7c15ull ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
@@ -1286,7 +1340,7 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 		w->ret = fail(ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 		return;
 	}
-	if (pse_change_allows_translation(w, &t))
+	if (pse_change_allows_translation(w, &t) || aliased_write_allows_translation(w, &t, &verdict))
 		return;
 	translation_divergence(w, &t, translation_fault_name(verdict.fault));
 	{
@@ -1461,6 +1515,8 @@ static int reset_for_program(struct executor *ex)
 	ex->epoch++;
 	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
 	translation_checker_reset(ex->translations);
+	aliased_writes_reset(ex->aliased_writes);
+	ex->aliased_writes_oom = false;
 	vcpu->arch.cr3 = table_pool_gpa(0);
 	kvm_init_mmu(vcpu);
 	if (shadow_mmu(ex) && physmap_install(ex->kvm, ex->host, ex->ref_mem))
@@ -1505,6 +1561,8 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
 	ret = run_op(ex, index, op, div);
+	if (!ret && ex->aliased_writes_oom)
+		ret = fail(ex, "op %u: out of memory recording aliased table writes", index);
 	if (!ret)
 		ret = after_op(ex, index, op, div);
 	if (ret > 0)

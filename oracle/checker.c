@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "checker.h"
 
@@ -20,6 +21,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW] = "KVM_PSE_CHANGE_KEEPS_SHADOW",
 	[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0] = "KVM_SMM_ROOT_CHECKED_IN_AS0",
 	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
+	[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED] = "KVM_ALIASED_TABLE_WRITE_UNTRACKED",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
@@ -149,6 +151,100 @@ bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr)
 		if ((pdpte[i] & PT_PRESENT_MASK) && (pdpte[i] & rsvd))
 			return false;
 	return true;
+}
+
+#define GRANULE 4u
+
+struct aliased_write {
+	int as_id;
+	hva_t hva; /* GRANULE-aligned */
+	gfn_t gfn; /* of the last write */
+};
+
+struct aliased_writes {
+	struct aliased_write *records;
+	size_t n, cap;
+};
+
+struct aliased_writes *aliased_writes_new(void) { return calloc(1, sizeof(struct aliased_writes)); }
+
+void aliased_writes_free(struct aliased_writes *w)
+{
+	if (w)
+		free(w->records);
+	free(w);
+}
+
+void aliased_writes_reset(struct aliased_writes *w)
+{
+	if (w)
+		w->n = 0;
+}
+
+static struct aliased_write *find_write(const struct aliased_writes *w, int as_id, hva_t hva)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (w->records[i].as_id == as_id && w->records[i].hva == hva)
+			return &w->records[i];
+	return NULL;
+}
+
+/* Granules written while unaliased need no record; once recorded, every later write to
+ * them updates the gfn, even when the aliasing memslot is gone (the stale shadow page may
+ * outlive it). */
+int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, int as_id,
+			gpa_t gpa, size_t len)
+{
+	for (gpa_t at = gpa & ~(gpa_t)(GRANULE - 1); at < gpa + len; at += GRANULE) {
+		struct aliased_write *rec;
+		hva_t hva;
+
+		if (!ref_memory_backing(mem, as_id, at, &hva, NULL))
+			continue;
+		rec = find_write(w, as_id, hva);
+		if (!rec && !ref_memory_hva_aliased(mem, as_id, hva & PAGE_MASK))
+			continue;
+		if (!rec) {
+			if (w->n == w->cap) {
+				size_t cap = w->cap ? w->cap * 2 : 64;
+				struct aliased_write *records = realloc(w->records, cap * sizeof(*records));
+
+				if (!records)
+					return -1;
+				w->records = records;
+				w->cap = cap;
+			}
+			rec = &w->records[w->n++];
+			*rec = (struct aliased_write){ .as_id = as_id, .hva = hva };
+		}
+		rec->gfn = at >> PAGE_SHIFT;
+	}
+	return 0;
+}
+
+bool checker_aliased_table_write(const struct aliased_writes *w, const struct ref_memory *mem,
+				 const struct ref_cpu_state *cpu, const struct ref_result *walk)
+{
+	unsigned size = cpu->mode == PAGING_32 ? 4 : 8;
+	int first = cpu->mode == PAGING_PAE ? 1 : 0;
+
+	if (!w || !w->n || cpu->mode == PAGING_NONE)
+		return false;
+	for (int i = first; i < walk->n_entries; i++) {
+		gpa_t gpa = walk->entries[i].gpa;
+
+		for (gpa_t at = gpa; at < gpa + size; at += GRANULE) {
+			const struct aliased_write *rec;
+			hva_t hva;
+
+			if (!ref_memory_backing(mem, cpu->as_id, at, &hva, NULL))
+				continue;
+			rec = find_write(w, cpu->as_id, hva);
+			if (rec && rec->gfn != at >> PAGE_SHIFT)
+				return true;
+		}
+	}
+	return false;
 }
 
 int model_access_format(const struct model_access *answer, char *buf, size_t len)

@@ -56,6 +56,13 @@ enum kvm_rule {
 	 * space 0's generation, so in SMM an update of address space 1 alone leaves a gva
 	 * cached as MMIO after its gfn got memory: KVM exits as MMIO (found by shadowfuzz). */
 	RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION,
+	/* account_shadowed, rmap_write_protect and mmu_need_write_protect write-protect a
+	 * shadowed table per gfn, and __kvm_set_memory_region rejects only overlapping gpa
+	 * ranges: a guest table in a host page that a second gfn also maps is written through
+	 * that gfn untrapped, and the table's shadow page keeps the old entry (found by
+	 * shadowfuzz; docs/findings.md). Allowed: a translation built from an entry on the
+	 * guest's walk that was last written through another gfn, with the frame of its gpa. */
+	RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED,
 	RULE_COUNT
 };
 
@@ -94,6 +101,24 @@ bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *c
 /* RULE_KVM_SMM_ROOT_CHECKED_IN_AS0's condition: in SMM, a root table (the CR3 page; in PAE
  * the tables the PDPTEs point at) has memory in address space 0 but none in 1. */
 bool checker_smm_root_only_in_as0(struct ref_memory *mem, const struct ref_cpu_state *cpu);
+
+/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED's record: per 4-byte granule of a host page that
+ * backs two gpas of one address space, the gfn of the guest's last write to it. */
+struct aliased_writes;
+
+struct aliased_writes *aliased_writes_new(void);
+void aliased_writes_free(struct aliased_writes *w);
+void aliased_writes_reset(struct aliased_writes *w);
+/* A guest write of [gpa, gpa + len) in address space as_id (after it reached mem). Returns
+ * 0, or -1 when out of memory. */
+int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, int as_id,
+			gpa_t gpa, size_t len);
+
+/* The rule's condition: an entry the walk read (a PAE PDPTE excepted: the registers are
+ * loaded at MOV CR3) was last written through a gfn other than the one the walk reads it
+ * through, in a host page that another gfn of the address space mapped at that time. */
+bool checker_aliased_table_write(const struct aliased_writes *w, const struct ref_memory *mem,
+				 const struct ref_cpu_state *cpu, const struct ref_result *walk);
 
 const char *check_name(enum check_id check);
 const char *kvm_rule_name(enum kvm_rule rule);

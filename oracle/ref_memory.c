@@ -298,6 +298,21 @@ bool ref_memory_backing(const struct ref_memory *mem, int as_id, gpa_t gpa, hva_
 	return false;
 }
 
+bool ref_memory_hva_aliased(const struct ref_memory *mem, int as_id, hva_t hva)
+{
+	int n = 0;
+
+	if (!mem)
+		return false;
+	for (int i = 0; i < mem->n_regions; i++) {
+		const struct ref_region *r = &mem->regions[i];
+
+		if (r->as_id == as_id && hva >= r->hva && hva - r->hva <= r->last - r->gpa)
+			n++;
+	}
+	return n > 1;
+}
+
 /* Checks every page of [gpa, gpa + len) before anything is touched, so a failing call
  * leaves memory (and the set of pages with contents) unchanged. */
 static bool range_covered(struct ref_memory *mem, int as_id, gpa_t gpa, size_t len, bool for_write)

@@ -123,6 +123,54 @@ static void pdpte_validity(void **state)
 	}
 }
 
+/* KVM_ALIASED_TABLE_WRITE_UNTRACKED: gpas 0x105000 and 0x40105000 share a host page. A
+ * walk reading the entry through one gfn qualifies only after a write through the other,
+ * while they aliased; a later write through the walk's own gfn ends it. */
+static void aliased_table_write_needs_another_gfn(void **state)
+{
+	struct ref_memory *mem = ref_memory_new();
+	struct aliased_writes *w = aliased_writes_new();
+	struct ref_cpu_state cpu = { .mode = PAGING_4LEVEL };
+	struct ref_result walk = { .outcome = REF_OK, .n_entries = 2 };
+	uint64_t value = 0x106007;
+
+	walk.entries[0].gpa = 0x100008;
+	walk.entries[1].gpa = 0x40105000;
+	assert_non_null(mem);
+	assert_non_null(w);
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0x100000, 0x420000, 0x100000100000ull, false), 0);
+	/* Not aliased yet: nothing recorded. */
+	assert_int_equal(ref_memory_write(mem, 0, 0x105000, &value, 8), 0);
+	assert_int_equal(aliased_writes_note(w, mem, 0, 0x105000, 8), 0);
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	assert_int_equal(ref_memory_set_region(mem, 0, 1, 0x40000000, 0x200000, 0x100000000000ull, false), 0);
+	/* Written through the walk's own gfn: tracked. */
+	assert_int_equal(aliased_writes_note(w, mem, 0, 0x40105000, 8), 0);
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	/* Through the other gfn: untracked for 0x40105, but not for a walk through 0x105. */
+	assert_int_equal(aliased_writes_note(w, mem, 0, 0x105000, 8), 0);
+	assert_true(checker_aliased_table_write(w, mem, &cpu, &walk));
+	walk.entries[1].gpa = 0x105000;
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	/* Another entry of the page, another address space, or no paging: not this write. */
+	walk.entries[1].gpa = 0x40105008;
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	walk.entries[1].gpa = 0x40105000;
+	cpu.as_id = 1;
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	cpu = (struct ref_cpu_state){ .mode = PAGING_NONE };
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	/* The aliasing slot goes away: the record stays (the stale shadow page may too), and a
+	 * write through the walk's gfn ends it. */
+	cpu.mode = PAGING_4LEVEL;
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0x100000, 0, 0x100000100000ull, false), 0);
+	assert_true(checker_aliased_table_write(w, mem, &cpu, &walk));
+	assert_int_equal(aliased_writes_note(w, mem, 0, 0x40105000, 8), 0);
+	assert_false(checker_aliased_table_write(w, mem, &cpu, &walk));
+	aliased_writes_free(w);
+	ref_memory_free(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -130,6 +178,7 @@ int main(void)
 		cmocka_unit_test(pse36_high_bits_are_reserved_for_kvm),
 		cmocka_unit_test(compare_names_first_difference),
 		cmocka_unit_test(pdpte_validity),
+		cmocka_unit_test(aliased_table_write_needs_another_gfn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
