@@ -32,6 +32,7 @@ struct executor {
 	enum exec_model model;
 	bool audit_every_op;
 	struct executor_log *log;
+	struct executor_trace *trace;
 	struct translation_checker *translations;
 	struct host_memory *host;
 	struct kvm *kvm;
@@ -43,6 +44,7 @@ struct executor {
 	uint16_t used_slots[KVM_ADDRESS_SPACE_NUM * KVM_USER_MEM_SLOTS];
 	unsigned n_used_slots;
 	unsigned cr3_table;
+	uint32_t op_index; /* the op running, for trace events */
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
@@ -145,6 +147,32 @@ static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 }
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
 void executor_set_log(struct executor *ex, struct executor_log *log) { ex->log = log; }
+void executor_set_trace(struct executor *ex, struct executor_trace *trace) { ex->trace = trace; }
+
+static void trace_event(struct executor *ex, const struct executor_event *event)
+{
+	struct executor_trace *trace = ex->trace;
+
+	if (!trace)
+		return;
+	if (trace->n >= EXECUTOR_TRACE_MAX) {
+		trace->overflow = true;
+		return;
+	}
+	trace->events[trace->n++] = *event;
+}
+
+/* The op a harness event belongs to: executor_step records it before running the op. */
+static void trace_table_write(struct executor *ex, gpa_t gpa, const void *src, size_t len, bool fallback)
+{
+	struct executor_event event = {
+		.op_index = ex->op_index, .kind = EXEC_EVENT_TABLE_WRITE, .fallback = fallback,
+		.len = (uint8_t)len, .gpa = gpa,
+	};
+
+	memcpy(&event.value, src, len);
+	trace_event(ex, &event);
+}
 
 static void log_access(struct executor *ex, uint32_t index, const struct model_access *answer)
 {
@@ -411,10 +439,12 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 		return 0;
 	if (!physmap_usable(ex)) {
 		ex->stats.physmap_fallbacks++;
+		trace_table_write(ex, gpa, src, len, true);
 		guest_phys_write(ex, gpa, src, len);
 		kvm_mmu_pte_write(vcpu0(ex), gpa, src, (int)len);
 		return 0;
 	}
+	trace_table_write(ex, gpa, src, len, false);
 	uint64_t before = 0;
 	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
 
@@ -454,6 +484,7 @@ static void install_physmap_root(struct executor *ex, gpa_t root, enum paging_mo
 	ref_memory_read(ex->ref_mem, 0, gpa, &current, len);
 	if (current == value)
 		return;
+	trace_table_write(ex, gpa, &value, len, !physmap_usable(ex));
 	guest_phys_write(ex, gpa, &value, len);
 	kvm_mmu_pte_write(vcpu0(ex), gpa, (const uint8_t *)&value, (int)len);
 }
@@ -653,6 +684,8 @@ static void op_memslot(struct executor *ex, const struct op *op)
 	start = now_ns();
 	ret = kvm_set_memory_region(ex->kvm, &region, NULL);
 	ex->stats.model_ns += now_ns() - start;
+	trace_event(ex, &(struct executor_event){ .op_index = ex->op_index, .kind = EXEC_EVENT_MEMSLOT,
+						  .ret = ret });
 	if (ret) {
 		ex->stats.memslot_errors++;
 		return;
@@ -1437,6 +1470,10 @@ int executor_begin(struct executor *ex)
 {
 	if (ex->log)
 		memset(ex->log, 0, sizeof(*ex->log));
+	if (ex->trace) {
+		ex->trace->n = 0;
+		ex->trace->overflow = false;
+	}
 	if (reset_for_program(ex))
 		return -1;
 	ex->stats.programs++;
@@ -1451,6 +1488,7 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (ex->shut_down)
 		return 0;
 	ex->stats.ops++;
+	ex->op_index = index;
 	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
 	ret = run_op(ex, index, op, div);
