@@ -227,18 +227,51 @@ static bool op_sets(const struct op *op, enum control_bit bit)
 	return op->kind == OP_CONTROL && (op->control.mask & op->control.value & bit);
 }
 
-/* 1 GiB pages: a 1G map, or any present entry written with PS (conservative: PS of a 4K
- * leaf is PAT, but the level a table is used at is not known here). */
-static bool may_use_1g_pages(const struct program *prog)
+static bool is_root(const struct program *prog, gpa_t table)
 {
-	for (uint32_t i = 0; i < prog->n_ops; i++) {
-		const struct op *op = &prog->ops[i];
+	if (table == table_pool_gpa(0))
+		return true;
+	for (uint32_t i = 0; i < prog->n_ops; i++)
+		if (prog->ops[i].kind == OP_CR3 && table_pool_gpa(prog->ops[i].cr3.table) == table)
+			return true;
+	return false;
+}
 
-		if (op->kind == OP_MAP && op->map.level == MAP_LEVEL_1G)
+/* 1 GiB pages: a 1G map, or a present entry with PS written into a table some root entry
+ * ever pointed at (conservative: that table may be used at another level too). */
+static bool may_use_1g_pages(const struct program *prog, const struct executor_trace *trace)
+{
+	gpa_t level3[EXECUTOR_TRACE_MAX];
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < prog->n_ops; i++)
+		if (prog->ops[i].kind == OP_MAP && prog->ops[i].map.level == MAP_LEVEL_1G)
 			return true;
-		if (op->kind == OP_PTE && (op->pte.value & PT_PRESENT_MASK) && (op->pte.value & PT_PAGE_SIZE_MASK))
-			return true;
+	for (uint32_t i = 0; i < trace->n; i++) {
+		const struct executor_event *e = &trace->events[i];
+
+		if (e->kind == EXEC_EVENT_TABLE_WRITE && (e->value & PT_PRESENT_MASK) && is_root(prog, e->gpa & PAGE_MASK))
+			level3[n++] = e->value & PT64_BASE_ADDR_MASK;
 	}
+	for (uint32_t i = 0; i < trace->n; i++) {
+		const struct executor_event *e = &trace->events[i];
+
+		if (e->kind != EXEC_EVENT_TABLE_WRITE || (e->value & (PT_PRESENT_MASK | PT_PAGE_SIZE_MASK)) !=
+		    (PT_PRESENT_MASK | PT_PAGE_SIZE_MASK))
+			continue;
+		for (unsigned t = 0; t < n; t++)
+			if (level3[t] == (e->gpa & PAGE_MASK))
+				return true;
+	}
+	return false;
+}
+
+/* Canonical upper-half gvas: kvm_pvm keeps them (the runtime's check_pvm). */
+static bool uses_upper_half(const struct program *prog)
+{
+	for (uint32_t i = 0; i < prog->n_ops; i++)
+		if (prog->ops[i].kind == OP_ACCESS && prog->ops[i].access.gva >= 0xffff800000000000ull)
+			return true;
 	return false;
 }
 
@@ -258,11 +291,13 @@ static void put_requirements(FILE *out, const struct program *prog, const struct
 			address_bits |= run->trace.events[i].value & ENTRY_ADDRESS_BITS;
 	fprintf(out,
 		"/* What the expected answers assume of the vCPU: the model's MAXPHYADDR, the address\n"
-		" * bits the program's entries use, and the features its control ops turn on. */\n"
+		" * bits the program's entries use, the features its control ops turn on and its pages\n"
+		" * may use, and whether it accesses the upper half of the address space. */\n"
 		"#define MODEL_MAXPHYADDR %d\n#define ADDRESS_BITS_USED %#llxull\n"
-		"#define NEEDS_NX %d\n#define NEEDS_SMEP %d\n#define NEEDS_SMAP %d\n#define NEEDS_1G_PAGES %d\n\n",
+		"#define NEEDS_NX %d\n#define NEEDS_SMEP %d\n#define NEEDS_SMAP %d\n#define NEEDS_1G_PAGES %d\n"
+		"#define USES_UPPER_HALF %d\n\n",
 		common->config.maxphyaddr, (unsigned long long)address_bits, nx, smep, smap,
-		may_use_1g_pages(prog));
+		may_use_1g_pages(prog, &run->trace), uses_upper_half(prog));
 }
 
 static const char *errno_name(int ret)
