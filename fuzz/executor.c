@@ -34,6 +34,7 @@ struct executor {
 	uint64_t recycle_every, since_recycle; /* executor_set_recycle */
 	struct executor_log *log;
 	struct executor_tracer tracer;
+	struct executor_harness_log *harness_log;
 	struct translation_checker *translations;
 	struct aliased_writes *aliased_writes; /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED */
 	bool aliased_writes_oom;
@@ -47,6 +48,7 @@ struct executor {
 	uint16_t used_slots[KVM_ADDRESS_SPACE_NUM * KVM_USER_MEM_SLOTS];
 	unsigned n_used_slots;
 	unsigned cr3_table;
+	uint32_t op_index; /* the op running, for trace events */
 	unsigned next_pool_table;
 	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
@@ -151,6 +153,32 @@ static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 }
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
 void executor_set_log(struct executor *ex, struct executor_log *log) { ex->log = log; }
+void executor_set_harness_log(struct executor *ex, struct executor_harness_log *log) { ex->harness_log = log; }
+
+static void log_harness_event(struct executor *ex, const struct harness_event *event)
+{
+	struct executor_harness_log *log = ex->harness_log;
+
+	if (!log)
+		return;
+	if (log->n >= EXECUTOR_HARNESS_LOG_MAX) {
+		log->overflow = true;
+		return;
+	}
+	log->events[log->n++] = *event;
+}
+
+/* The op a harness event belongs to: executor_step records it before running the op. */
+static void log_table_write(struct executor *ex, gpa_t gpa, const void *src, size_t len, bool fallback)
+{
+	struct harness_event event = {
+		.op_index = ex->op_index, .kind = HARNESS_EVENT_TABLE_WRITE, .fallback = fallback,
+		.len = (uint8_t)len, .gpa = gpa,
+	};
+
+	memcpy(&event.value, src, len);
+	log_harness_event(ex, &event);
+}
 
 void executor_set_tracer(struct executor *ex, const struct executor_tracer *tracer)
 {
@@ -440,10 +468,12 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 		return 0;
 	if (!physmap_usable(ex)) {
 		ex->stats.physmap_fallbacks++;
+		log_table_write(ex, gpa, src, len, true);
 		guest_phys_write(ex, gpa, src, len);
 		kvm_mmu_pte_write(vcpu0(ex), gpa, src, (int)len);
 		return 0;
 	}
+	log_table_write(ex, gpa, src, len, false);
 	uint64_t before = 0;
 	bool backed = ref_memory_read(ex->ref_mem, guest_as(ex), gpa, &before, len) == 0;
 
@@ -484,6 +514,7 @@ static void install_physmap_root(struct executor *ex, gpa_t root, enum paging_mo
 	ref_memory_read(ex->ref_mem, 0, gpa, &current, len);
 	if (current == value)
 		return;
+	log_table_write(ex, gpa, &value, len, !physmap_usable(ex));
 	guest_phys_write(ex, gpa, &value, len);
 	kvm_mmu_pte_write(vcpu0(ex), gpa, (const uint8_t *)&value, (int)len);
 }
@@ -683,6 +714,8 @@ static void op_memslot(struct executor *ex, const struct op *op)
 	start = now_ns();
 	ret = kvm_set_memory_region(ex->kvm, &region, NULL);
 	ex->stats.model_ns += now_ns() - start;
+	log_harness_event(ex, &(struct harness_event){ .op_index = ex->op_index, .kind = HARNESS_EVENT_MEMSLOT,
+						  .ret = ret });
 	if (ret) {
 		ex->stats.memslot_errors++;
 		return;
@@ -1544,6 +1577,10 @@ int executor_begin(struct executor *ex)
 	recycle_engines(ex);
 	if (ex->log)
 		memset(ex->log, 0, sizeof(*ex->log));
+	if (ex->harness_log) {
+		ex->harness_log->n = 0;
+		ex->harness_log->overflow = false;
+	}
 	if (reset_for_program(ex))
 		return -1;
 	ex->stats.programs++;
@@ -1558,6 +1595,7 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (ex->shut_down)
 		return 0;
 	ex->stats.ops++;
+	ex->op_index = index;
 	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
 	ret = run_op(ex, index, op, div);

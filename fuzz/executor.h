@@ -92,6 +92,34 @@ void executor_set_log(struct executor *ex, struct executor_log *log);
 bool executor_logs_match(const struct executor_log *a, const struct executor_log *b, char *why,
 			 size_t len);
 
+/* The harness's own side of a run, for replaying it on a real kernel (export --selftest):
+ * every guest write the harness makes (pte and map entries, the root entries it installs
+ * before loading a root) and every memslot ioctl's result, in the order they happen. */
+#define EXECUTOR_HARNESS_LOG_MAX 8192
+
+enum harness_event_kind { HARNESS_EVENT_TABLE_WRITE, HARNESS_EVENT_MEMSLOT };
+
+struct harness_event {
+	uint32_t op_index;
+	enum harness_event_kind kind;
+	/* Table write: delivered without the physmap (the root in force could not reach
+	 * it), as KVM delivers an emulated write; a guest could not make it the same way. */
+	bool fallback;
+	uint8_t len;
+	uint64_t gpa;
+	uint64_t value;
+	int ret; /* memslot: the ioctl's result, 0 or a negative errno */
+};
+
+struct executor_harness_log {
+	uint32_t n;
+	bool overflow; /* more events than EXECUTOR_HARNESS_LOG_MAX: the trace is incomplete */
+	struct harness_event events[EXECUTOR_HARNESS_LOG_MAX];
+};
+
+/* Record into trace during executor_run (NULL stops recording). */
+void executor_set_harness_log(struct executor *ex, struct executor_harness_log *trace);
+
 /* Run core's auditor (spec §7 structural invariants) after every op, not only at the end
  * of each program. Costs time proportional to memslot sizes. */
 void executor_set_audit(struct executor *ex, bool every_op);
