@@ -660,7 +660,9 @@ static void add_access_variant(struct rng *r, struct op *accesses, unsigned *n, 
  * entry of the linked table: the fan-out that makes a shared page's role matter. */
 static bool mutate_alias(struct rng *r, struct program *prog)
 {
-	static const uint64_t flipped[] = { PT_WRITABLE_MASK, PT_USER_MASK, PT64_NX_MASK };
+	/* W twice: most shadow-page role bugs are about writability. */
+	static const uint64_t flipped[] = { PT_WRITABLE_MASK, PT_WRITABLE_MASK, PT_USER_MASK,
+					    PT64_NX_MASK };
 	static struct table_sim sim;
 	struct walk_step steps[5];
 	struct op ops[4];
@@ -737,7 +739,7 @@ const char *program_mutation_name(enum program_mutation kind)
 static const uint8_t mutation_weights[PM_COUNT] = {
 	[PM_INSERT] = 3, [PM_DELETE] = 2, [PM_DUPLICATE] = 2, [PM_SWAP] = 2,
 	[PM_ENTRY_FLAGS] = 5, [PM_GVA] = 4, [PM_MEMSLOT] = 3, [PM_GEN_JUMP] = 2,
-	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 3,
+	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 5,
 };
 
 static enum program_mutation pick_mutation(struct rng *r)
