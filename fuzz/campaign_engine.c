@@ -70,6 +70,11 @@ static void libfuzzer_argv(const struct engine_plan *plan, struct argv_builder *
 	arg_add(b, "-max_total_time=%u", plan->seconds);
 	arg_add(b, "-timeout=10");
 	arg_add(b, "-rss_limit_mb=2048");
+	/* Programs that expose shadow-MMU bugs are short (corpus/bugs: at most 14 ops, about
+	 * 100 bytes); capping inputs at ~60 ops keeps executions fast and mutations focused. */
+	arg_add(b, "-max_len=%u", ENGINE_MAX_LEN);
+	/* Comparison-distance feedback: what cracks exact entry and field values. */
+	arg_add(b, "-use_value_profile=1");
 	arg_add(b, "-print_final_stats=1");
 	if (plan->dict)
 		arg_add(b, "-dict=%s", plan->dict);

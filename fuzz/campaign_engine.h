@@ -12,6 +12,8 @@ enum engine_kind { ENGINE_LIBFUZZER, ENGINE_AFL };
 
 #define ENGINE_MAX_JOBS 64
 #define ENGINE_MAX_EXTRA_ARGS 32
+/* libFuzzer -max_len for campaigns. */
+#define ENGINE_MAX_LEN 512
 
 struct engine_plan {
 	enum engine_kind kind;

@@ -656,21 +656,22 @@ static void add_access_variant(struct rng *r, struct op *accesses, unsigned *n, 
 /* Shadow pages are shared by role: a table reached through two entries with different
  * rights must still give each path its own (KVM's B13 and B21 live here). After an
  * access, a second entry to a table its walk links is written beside the first with W,
- * U or NX flipped, and accesses go through both entries and, below, through another
- * entry of the linked table: the fan-out that makes a shared page's role matter. */
+ * U or NX flipped; below it, the linked table gets another entry (an existing one, or a
+ * copy of the walk's entry with a right flipped); accesses go through every pair of the
+ * two entries at each level: the fan-out that makes a shared page's role matter. */
 static bool mutate_alias(struct rng *r, struct program *prog)
 {
 	/* W twice: most shadow-page role bugs are about writability. */
 	static const uint64_t flipped[] = { PT_WRITABLE_MASK, PT_WRITABLE_MASK, PT_USER_MASK,
 					    PT64_NX_MASK };
 	static struct table_sim sim;
-	struct walk_step steps[5];
-	struct op ops[4];
+	struct walk_step steps[5], *upper, *lower;
+	struct op ops[5];
 	int a = pick_op(r, prog, is_access_op), k;
 	unsigned n_steps, pick, n = 0, j, level;
-	uint64_t gva;
+	uint64_t gva, below;
 
-	if (a < 0 || prog->n_ops + 4 > PROG_MAX_OPS)
+	if (a < 0 || prog->n_ops + 5 > PROG_MAX_OPS)
 		return false;
 	memset(&sim, 0, sizeof(sim));
 	sim.next_table = 1;
@@ -684,19 +685,24 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 		return false;
 	/* A linking step: every step but the last links the next table. */
 	pick = rng_below(r, n_steps - 1);
+	upper = &steps[pick];
+	lower = &steps[pick + 1];
 	level = sim_root_level(sim.mode) - pick;
-	j = (steps[pick].index + 1 + rng_below(r, 511)) % 512;
+	j = (upper->index + 1 + rng_below(r, 511)) % 512;
 	ops[n++] = (struct op){ .kind = OP_PTE,
-				.pte = { (uint8_t)steps[pick].table, (uint16_t)j,
-					 steps[pick].value ^ PICK(r, flipped) } };
+				.pte = { (uint8_t)upper->table, (uint16_t)j,
+					 upper->value ^ PICK(r, flipped) } };
 	add_access_variant(r, ops, &n, gva_with_index(gva, level, j), &prog->ops[a]);
-	k = other_present_entry(r, sim.entry[steps[pick + 1].table], steps[pick + 1].index);
-	if (k >= 0) {
-		uint64_t below = gva_with_index(gva, level - 1, (unsigned)k);
-
-		add_access_variant(r, ops, &n, below, &prog->ops[a]);
-		add_access_variant(r, ops, &n, gva_with_index(below, level, j), &prog->ops[a]);
+	k = other_present_entry(r, sim.entry[lower->table], lower->index);
+	if (k < 0 || rng_one_in(r, 2)) {
+		k = (int)((lower->index + 1 + rng_below(r, 511)) % 512);
+		ops[n++] = (struct op){ .kind = OP_PTE,
+					.pte = { (uint8_t)lower->table, (uint16_t)k,
+						 lower->value ^ PICK(r, flipped) } };
 	}
+	below = gva_with_index(gva, level - 1, (unsigned)k);
+	add_access_variant(r, ops, &n, below, &prog->ops[a]);
+	add_access_variant(r, ops, &n, gva_with_index(below, level, j), &prog->ops[a]);
 	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
 }
 
