@@ -24,6 +24,7 @@ enum check_id {
 	CHECK_LIVENESS,    /* an access that never completes */
 	CHECK_MODEL_ERROR, /* the model reached a state where KVM would crash */
 	CHECK_INVARIANT,   /* core's auditor: a structural invariant of spec §7 broke */
+	CHECK_DIRTY_LOG,   /* KVM_GET_DIRTY_LOG missed a page the guest wrote, or failed */
 	CHECK_COUNT
 };
 
@@ -94,6 +95,12 @@ bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *c
 /* RULE_KVM_SMM_ROOT_CHECKED_IN_AS0's condition: in SMM, a root table (the CR3 page; in PAE
  * the tables the PDPTEs point at) has memory in address space 0 but none in 1. */
 bool checker_smm_root_only_in_as0(struct ref_memory *mem, const struct ref_cpu_state *cpu);
+
+/* KVM_GET_DIRTY_LOG against the pages the guest wrote (bit i = page i of the slot, npages
+ * pages): the reported bitmap may be a superset, as KVM's is, but must hold every written
+ * page. Returns the first written page missing from reported, or -1; *missing counts them. */
+int64_t checker_dirty_log_missing(const uint64_t *written, const uint64_t *reported,
+				  uint64_t npages, uint64_t *missing);
 
 const char *check_name(enum check_id check);
 const char *kvm_rule_name(enum kvm_rule rule);
