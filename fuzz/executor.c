@@ -369,6 +369,20 @@ static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_
 	return true;
 }
 
+/* RULE_KVM_READONLY_WRITE_IS_MMIO: a write the reference completed on read-only memory
+ * must have exited to userspace. False if the model completed it instead. */
+static bool readonly_write_exited(struct executor *ex, const struct access_check *check,
+				  const struct ref_result *ref, const struct cpu_access_result *cpu)
+{
+	bool readonly = false;
+
+	if (check->kind != REF_WRITE || ref->outcome != REF_OK ||
+	    !ref_memory_backing(ex->ref_mem, guest_as(ex), ref->gpa, NULL, &readonly) || !readonly)
+		return true;
+	ex->stats.rule_hits[RULE_KVM_READONLY_WRITE_IS_MMIO]++;
+	return cpu->outcome == CPU_MMIO_EXIT;
+}
+
 /* A CPU outcome that is not an answer to compare: shutdown (a rule may allow it), livelock
  * or a model crash. Returns 1 with div filled, 0 if a rule allowed it. */
 static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op, gva_t gva,
@@ -1243,6 +1257,12 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		snprintf(div->detail, sizeof(div->detail),
 			 "the model exited to userspace as MMIO for gpa %#llx, which has memory\n  ",
 			 (unsigned long long)cpu.gpa);
+	} else if (shadow_mmu(ex) && !readonly_write_exited(ex, &check, &ref, &cpu)) {
+		set_divergence(div, index, op, CHECK_MMIO);
+		rule = RULE_KVM_READONLY_WRITE_IS_MMIO;
+		snprintf(div->detail, sizeof(div->detail),
+			 "the model completed a write to read-only memory at gpa %#llx; KVM exits to "
+			 "userspace as MMIO\n  ", (unsigned long long)cpu.gpa);
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					   &arch_value)) {
 		set_divergence(div, index, op, CHECK_MEMORY);

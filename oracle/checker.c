@@ -20,6 +20,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW] = "KVM_PSE_CHANGE_KEEPS_SHADOW",
 	[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0] = "KVM_SMM_ROOT_CHECKED_IN_AS0",
 	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
+	[RULE_KVM_READONLY_WRITE_IS_MMIO] = "KVM_READONLY_WRITE_IS_MMIO",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }

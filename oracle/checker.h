@@ -57,6 +57,10 @@ enum kvm_rule {
 	 * space 0's generation, so in SMM an update of address space 1 alone leaves a gva
 	 * cached as MMIO after its gfn got memory: KVM exits as MMIO (found by shadowfuzz). */
 	RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION,
+	/* __gfn_to_pfn_memslot gives RO_FAULT for a write to a KVM_MEM_READONLY slot: KVM
+	 * emulates the write and exits to userspace as MMIO, where the processor would drop
+	 * the write to ROM and go on. The write must exit; the guest sees no difference. */
+	RULE_KVM_READONLY_WRITE_IS_MMIO,
 	RULE_COUNT
 };
 
