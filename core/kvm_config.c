@@ -156,6 +156,14 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "translation check (TLB entry with a stale frame)",
 	},
+	[KVM_BUG_S11_GET_DIRTY_LOG_NO_REPROTECT] = {
+		.id = "S11",
+		.summary = "kvm_get_dirty_log_protect clears the dirty bitmap without "
+			   "kvm_arch_mmu_enable_log_dirty_pt_masked: sptes stay writable, so pages "
+			   "written after a KVM_GET_DIRTY_LOG are missing from the next one",
+		.origin = "synthetic",
+		.caught_by = "dirty-log check (a page the guest wrote is missing from the bitmap)",
+	},
 };
 
 void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile)

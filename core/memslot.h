@@ -6,6 +6,7 @@
 #define SHADOWFUZZ_CORE_MEMSLOT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "x86.h"
@@ -102,6 +103,13 @@ struct kvm_memslots *__kvm_memslots(struct kvm *kvm, int as_id);
  * receives the classification of an accepted call. */
 int kvm_set_memory_region(struct kvm *kvm, const struct kvm_userspace_memory_region *mem,
 			  enum kvm_mr_change *change);
+
+/* KVM_GET_DIRTY_LOG (kvm_vm_ioctl_get_dirty_log, core/dirty_log.c): the slot's dirty pages
+ * since the last call (bit i = page i of the slot) into bitmap, which has room for
+ * bitmap_words words; the bits are cleared and the pages write-protected again. Returns 0,
+ * -EINVAL (not a user slot), -ENOENT (the slot does not log) or -EFAULT (bitmap too
+ * small), as the kernel does. */
+int kvm_vm_ioctl_get_dirty_log(struct kvm *kvm, uint32_t slot, uint64_t *bitmap, size_t bitmap_words);
 
 /* Advance the generation of one address space as n_updates flag-neutral updates would,
  * running the memslots_updated hook for each install. */

@@ -801,10 +801,113 @@ static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
 		__kvm_mmu_zap_all(kvm, true);
 }
 
+/* ---- dirty logging and read-only slots (spec §6.7) ---- */
+
+typedef bool (*slot_level_handler)(struct kvm *kvm, struct kvm_rmap_head *rmap_head);
+
+/* slot_handle_level: fn on the rmap of every level-sized frame of the slot, for levels
+ * min_level..max_level; true if any call asked for a TLB flush. */
+static bool slot_handle_level(struct kvm *kvm, struct kvm_memory_slot *slot, slot_level_handler fn,
+			      int min_level, int max_level)
+{
+	gfn_t last = slot->base_gfn + slot->npages - 1;
+	bool flush = false;
+
+	for (int level = min_level; level <= max_level; level++) {
+		unsigned shift = KVM_HPAGE_GFN_SHIFT(level);
+
+		for (gfn_t frame = slot->base_gfn >> shift; frame <= last >> shift; frame++) {
+			gfn_t gfn = frame << shift < slot->base_gfn ? slot->base_gfn : frame << shift;
+
+			flush |= fn(kvm, __gfn_to_rmap(kvm, gfn, level, slot));
+		}
+	}
+	return flush;
+}
+
+/* slot_rmap_write_protect: dirty logging keeps SPTE_MMU_WRITEABLE, so fast_page_fault may
+ * give W back (and mark the page dirty). */
+static bool slot_rmap_write_protect(struct kvm *kvm, struct kvm_rmap_head *rmap_head)
+{
+	return __rmap_write_protect(kvm, rmap_head, false);
+}
+
+/* kvm_mmu_slot_remove_write_access: every level, flushed after the rmap walk. */
+static void kvm_mmu_slot_remove_write_access(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	if (slot_handle_level(kvm, slot, slot_rmap_write_protect, PT_PAGE_TABLE_LEVEL, PT_PDPE_LEVEL))
+		kvm_flush_remote_tlbs(kvm);
+}
+
+/* kvm_mmu_zap_collapsible_spte: 4K sptes of direct pages whose host page is huge go, so the
+ * next fault maps the page large again. Indirect level-1 pages shadow a guest 4K table and
+ * stay. The model's huge host pages stand for KVM's PageTransCompoundMap. */
+static bool kvm_mmu_zap_collapsible_spte(struct kvm *kvm, struct kvm_rmap_head *rmap_head)
+{
+	struct rmap_iterator iter;
+	uint64_t *sptep;
+	bool flush = false;
+
+restart:
+	for_each_rmap_spte(rmap_head, &iter, sptep) {
+		struct kvm_mmu_page *sp = sptep_to_sp(kvm, sptep);
+		hva_t hva = host_pfn_to_hva(kvm->host, spte_to_pfn(*sptep));
+
+		if (sp->role.direct && host_page_shift(kvm->host, hva) > PAGE_SHIFT) {
+			drop_spte(kvm, sptep);
+			flush = true;
+			goto restart;
+		}
+	}
+	return flush;
+}
+
+static void kvm_mmu_zap_collapsible_sptes(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	if (slot_handle_level(kvm, slot, kvm_mmu_zap_collapsible_spte, PT_PAGE_TABLE_LEVEL,
+			      PT_PAGE_TABLE_LEVEL))
+		kvm_flush_remote_tlbs(kvm);
+}
+
+/* kvm_mmu_slot_apply_flags without PML (shadow paging): read-only and logging slots lose W
+ * on every spte. */
+static void kvm_mmu_slot_apply_flags(struct kvm *kvm, struct kvm_memory_slot *slot)
+{
+	if (slot->flags & (KVM_MEM_READONLY | KVM_MEM_LOG_DIRTY_PAGES))
+		kvm_mmu_slot_remove_write_access(kvm, slot);
+}
+
+/* kvm_arch_commit_memory_region (v4.20..v5.3): when logging stops (FLAGS_ONLY or MOVE), 4K
+ * sptes that could be large again are zapped; then the new flags apply. */
+static void kvm_arch_commit_memory_region(struct kvm *kvm, const struct kvm_memory_slot *old,
+					  const struct kvm_memory_slot *new, enum kvm_mr_change change)
+{
+	struct kvm_memory_slot *slot = (struct kvm_memory_slot *)new;
+
+	if (change == KVM_MR_DELETE)
+		return;
+	if ((old->flags & KVM_MEM_LOG_DIRTY_PAGES) && !(new->flags & KVM_MEM_LOG_DIRTY_PAGES))
+		kvm_mmu_zap_collapsible_sptes(kvm, slot);
+	kvm_mmu_slot_apply_flags(kvm, slot);
+}
+
+/* kvm_arch_mmu_enable_log_dirty_pt_masked -> kvm_mmu_write_protect_pt_masked: the pages of
+ * one bitmap word lose W again (level 1 only: logging maps 4K). */
+void kvm_arch_mmu_enable_log_dirty_pt_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
+					     gfn_t gfn_offset, uint64_t mask)
+{
+	for (; mask; mask &= mask - 1) {
+		gfn_t gfn = slot->base_gfn + gfn_offset + (gfn_t)__builtin_ctzll(mask);
+
+		__rmap_write_protect(kvm, __gfn_to_rmap(kvm, gfn, PT_PAGE_TABLE_LEVEL, slot), false);
+	}
+}
+
 void kvm_mmu_install_memslot_hooks(struct kvm *kvm)
 {
 	kvm->arch_ops.flush_shadow_memslot = kvm_mmu_flush_shadow_memslot;
 	kvm->arch_ops.memslots_updated = kvm_mmu_memslots_updated;
+	kvm->arch_ops.commit_memory_region = kvm_arch_commit_memory_region;
 }
 
 /* ---- kvm_mmu_get_page ---- */
@@ -1567,6 +1670,76 @@ static int __direct_map(struct kvm_vcpu *vcpu, bool write, bool map_writable, in
 	return emulate;
 }
 
+/* page_fault_can_be_fast without access tracking (shadow_acc_track_mask = 0): only a write
+ * to a present spte; never an MMIO fault (RSVD) or an NX violation. */
+static bool page_fault_can_be_fast(uint32_t error_code)
+{
+	const uint32_t fetch_present = PFERR_FETCH_MASK | PFERR_PRESENT_MASK;
+	const uint32_t write_present = PFERR_WRITE_MASK | PFERR_PRESENT_MASK;
+
+	if (error_code & PFERR_RSVD_MASK)
+		return false;
+	if ((error_code & fetch_present) == fetch_present)
+		return false;
+	return (error_code & write_present) == write_present;
+}
+
+/* is_access_allowed: would the faulting access pass this spte now? */
+static bool is_access_allowed(uint32_t error_code, uint64_t spte)
+{
+	if (error_code & PFERR_FETCH_MASK)
+		return is_executable_pte(spte);
+	if (error_code & PFERR_WRITE_MASK)
+		return is_writable_pte(spte);
+	return spte & PT_PRESENT_MASK;
+}
+
+/* fast_pf_fix_direct_spte: the cmpxchg always wins with one vCPU; W coming back marks the
+ * gfn dirty, as set_spte would. */
+static void fast_pf_fix_direct_spte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *sptep,
+				    uint64_t old_spte, uint64_t new_spte)
+{
+	*sptep = new_spte;
+	if (is_writable_pte(new_spte) && !is_writable_pte(old_spte))
+		kvm_vcpu_mark_page_dirty(vcpu, kvm_mmu_page_get_gfn(sp, (int)(sptep - sp->spt)));
+}
+
+/* fast_page_fault (direct maps only, v4.20..v5.3): a write to a 4K spte that lost W only
+ * for dirty logging (SPTE_HOST_WRITEABLE and SPTE_MMU_WRITEABLE still set) gets W back
+ * without mmu_lock. True if the fault is handled (also when the spte already allows the
+ * access: the TLB was stale). */
+static bool fast_page_fault(struct kvm_vcpu *vcpu, gva_t gva, int level, uint32_t error_code)
+{
+	struct kvm_shadow_walk_iterator it;
+	struct kvm_mmu_page *sp;
+	uint64_t *sptep = NULL, spte = 0, new_spte;
+
+	if (!VALID_PAGE(vcpu->mmu.root_hpa) || !page_fault_can_be_fast(error_code))
+		return false;
+	for (shadow_walk_init(&it, vcpu, gva); shadow_walk_okay(&it, vcpu); shadow_walk_next(&it)) {
+		sptep = it.sptep;
+		spte = *sptep;
+		if (!present(vcpu->kvm, spte) || it.level < level)
+			break;
+	}
+	sp = sptep ? sptep_to_sp(vcpu->kvm, sptep) : NULL;
+	if (!sp || !is_last_spte(spte, sp->role.level))
+		return false;
+	if (is_access_allowed(error_code, spte))
+		return true;
+	new_spte = spte;
+	if ((error_code & PFERR_WRITE_MASK) && spte_can_locklessly_be_made_writable(spte)) {
+		new_spte |= PT_WRITABLE_MASK;
+		/* Only the first gfn of a large spte would be marked dirty: slow path. */
+		if (sp->role.level > PT_PAGE_TABLE_LEVEL)
+			return false;
+	}
+	if (new_spte == spte || !is_access_allowed(error_code, new_spte))
+		return false;
+	fast_pf_fix_direct_spte(vcpu, sp, sptep, spte, new_spte);
+	return true;
+}
+
 static int nonpaging_page_fault(struct kvm_vcpu *vcpu, gva_t gva, uint32_t error_code)
 {
 	bool write = error_code & PFERR_WRITE_MASK, force_pt_level = false, map_writable = false;
@@ -1583,6 +1756,8 @@ static int nonpaging_page_fault(struct kvm_vcpu *vcpu, gva_t gva, uint32_t error
 			level = PT_DIRECTORY_LEVEL;
 		gfn &= ~(KVM_PAGES_PER_HPAGE(level) - 1);
 	}
+	if (fast_page_fault(vcpu, gva, level, error_code))
+		return RET_PF_RETRY;
 	pfn = kvm_vcpu_gfn_to_pfn(vcpu, gfn, write, &map_writable);
 	if (handle_abnormal_pfn(vcpu, gva, gfn, pfn, ACC_ALL, &r))
 		return r;
@@ -1602,8 +1777,9 @@ int kvm_mmu_page_fault(struct kvm_vcpu *vcpu, gva_t cr2, uint32_t error_code,
 		if (r == RET_PF_EMULATE || r == RET_PF_RETRY || r < 0)
 			return r;
 	}
-	error_code &= ~PFERR_RSVD_MASK;
+	/* The direct map sees RSVD as KVM passes it on: fast_page_fault and page tracking
+	 * leave MMIO faults alone. */
 	if (vcpu->mmu.direct_map)
 		return nonpaging_page_fault(vcpu, cr2, error_code);
-	return kvm_mmu_shadow_fault(vcpu, cr2, error_code, fault);
+	return kvm_mmu_shadow_fault(vcpu, cr2, error_code & ~PFERR_RSVD_MASK, fault);
 }

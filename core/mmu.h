@@ -166,7 +166,13 @@ void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep);
 /* Emulated guest writes reach the MMU through page tracking (kvm_page_track_write). */
 void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes);
 
-/* Memslot hooks (kvm_arch_flush_shadow_memslot, kvm_arch_memslots_updated). */
+/* KVM_GET_DIRTY_LOG's re-protection of the pages of one bitmap word (bit i = gfn
+ * base_gfn + gfn_offset + i). */
+void kvm_arch_mmu_enable_log_dirty_pt_masked(struct kvm *kvm, struct kvm_memory_slot *slot,
+					     gfn_t gfn_offset, uint64_t mask);
+
+/* Memslot hooks (kvm_arch_flush_shadow_memslot, kvm_arch_memslots_updated,
+ * kvm_arch_commit_memory_region). */
 void kvm_mmu_install_memslot_hooks(struct kvm *kvm);
 
 #endif

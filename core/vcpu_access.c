@@ -219,10 +219,10 @@ static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, st
 	vcpu->kvm->mmu->stat_pf_emulate++;
 	if (a->kind != CPU_WRITE)
 		return;
-	if (a->data) {
+	if (a->data)
 		host_write(vcpu->kvm->host, hva + (gpa & ~PAGE_MASK), a->data, a->size);
-		kvm_vcpu_mark_page_dirty(vcpu, gpa >> PAGE_SHIFT);
-	}
+	/* emulator_write_phys marks the page dirty even when the bytes do not change. */
+	kvm_vcpu_mark_page_dirty(vcpu, gpa >> PAGE_SHIFT);
 	kvm_mmu_pte_write(vcpu, gpa, a->data, (int)a->size);
 }
 

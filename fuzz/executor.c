@@ -25,6 +25,9 @@
 struct slot_record {
 	bool valid;
 	struct kvm_userspace_memory_region region;
+	/* While the slot logs: the pages the guest wrote since the last KVM_GET_DIRTY_LOG of
+	 * the slot (bit i = page i), the oracle's side of the dirty-log check. */
+	uint64_t *written;
 };
 
 struct executor {
@@ -74,6 +77,7 @@ struct executor {
 };
 
 static bool shadow_mmu(const struct executor *ex) { return ex->model == EXEC_SHADOW_MMU; }
+static void forget_slots(struct executor *ex);
 
 static int fail(struct executor *ex, const char *fmt, ...)
 {
@@ -115,6 +119,7 @@ void executor_free(struct executor *ex)
 {
 	if (!ex)
 		return;
+	forget_slots(ex);
 	for (int mode = 0; mode < PAGING_MODE_COUNT; mode++)
 		ref_engine_free(ex->engines[mode]);
 	if (ex->kvm)
@@ -268,17 +273,39 @@ static void note_aliased_write(struct executor *ex, gpa_t gpa, size_t len)
 		ex->aliased_writes_oom = true;
 }
 
-/* A guest write of guest-physical memory in address space 0: RAM slots take it on the
- * model's side, regions on the reference's; read-only memory and holes drop it on both. */
+/* A guest write reached gpa in address space as_id: its page belongs in the next
+ * KVM_GET_DIRTY_LOG of a logging slot holding it (the VMM's records say which). */
+static void note_guest_dirty(struct executor *ex, int as_id, gpa_t gpa)
+{
+	for (unsigned i = 0; i < ex->n_used_slots; i++) {
+		unsigned as = ex->used_slots[i] / KVM_USER_MEM_SLOTS;
+		struct slot_record *rec = &ex->slots[as][ex->used_slots[i] % KVM_USER_MEM_SLOTS];
+		uint64_t page = (gpa - rec->region.guest_phys_addr) >> PAGE_SHIFT;
+
+		if ((int)as != as_id || !rec->valid || gpa - rec->region.guest_phys_addr >= rec->region.memory_size)
+			continue;
+		if (rec->written && !(rec->region.flags & KVM_MEM_READONLY))
+			rec->written[page / 64] |= 1ull << (page % 64);
+		return;
+	}
+}
+
+/* A guest write of guest-physical memory, as KVM's emulator does it (the harness's own
+ * table writes): RAM slots take it on the model's side (and mark the page dirty, as
+ * emulator_write_phys does), regions on the reference's; read-only memory and holes drop
+ * it on both. */
 static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
 {
 	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu0(ex)), gpa >> PAGE_SHIFT);
 	bool writable = false;
 	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, &writable);
 
-	if (hva != KVM_HVA_ERR_BAD && writable)
+	if (hva != KVM_HVA_ERR_BAD && writable) {
 		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
+		kvm_vcpu_mark_page_dirty(vcpu0(ex), gpa >> PAGE_SHIFT);
+	}
 	note_guest_write(ex, gpa, len);
+	note_guest_dirty(ex, guest_as(ex), gpa);
 	if (!ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len))
 		note_aliased_write(ex, gpa, len);
 }
@@ -399,6 +426,22 @@ static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_
 	return true;
 }
 
+/* RULE_KVM_READONLY_WRITE_IS_MMIO: a write that completes on read-only memory (the
+ * reference's answer, and no other rule's) must have exited to userspace. False if the
+ * model completed it instead. */
+static bool readonly_write_exited(struct executor *ex, const struct access_check *check,
+				  const struct ref_result *ref, enum kvm_rule rule,
+				  const struct cpu_access_result *cpu)
+{
+	bool readonly = false;
+
+	if (check->kind != REF_WRITE || ref->outcome != REF_OK || rule != RULE_NONE ||
+	    !ref_memory_backing(ex->ref_mem, guest_as(ex), ref->gpa, NULL, &readonly) || !readonly)
+		return true;
+	ex->stats.rule_hits[RULE_KVM_READONLY_WRITE_IS_MMIO]++;
+	return cpu->outcome == CPU_MMIO_EXIT;
+}
+
 /* A CPU outcome that is not an answer to compare: shutdown (a rule may allow it), livelock
  * or a model crash. Returns 1 with div filled, 0 if a rule allowed it. */
 static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op, gva_t gva,
@@ -482,8 +525,10 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 		note_aliased_write(ex, gpa, len);
 	model_cpu_access(ex, &acc, &res);
 	vcpu0(ex)->arch.cpl = saved_cpl;
-	if (res.outcome == CPU_OK)
+	if (res.outcome == CPU_OK) {
+		note_guest_dirty(ex, guest_as(ex), gpa);
 		return 0;
+	}
 	if (res.outcome != CPU_MMIO_EXIT)
 		return cpu_failure(ex, index, op, gpa, &res, div);
 	if (!mmio_exit_allowed(ex, true, &res)) {
@@ -647,23 +692,45 @@ static struct slot_record *slot_record(struct executor *ex, unsigned as_id, unsi
 	return &ex->slots[as_id][id];
 }
 
-static void remember_slot(struct executor *ex, const struct kvm_userspace_memory_region *region)
+static bool slot_logs(const struct slot_record *rec)
+{
+	return rec->valid && (rec->region.flags & KVM_MEM_LOG_DIRTY_PAGES);
+}
+
+static uint64_t slot_bitmap_words(const struct slot_record *rec)
+{
+	return ((rec->region.memory_size >> PAGE_SHIFT) + 63) / 64;
+}
+
+/* The record of written pages lives as KVM's dirty bitmap does (kvm_create_dirty_bitmap,
+ * kvm_free_memslot): new when logging starts, kept by MOVE and flag-neutral updates, gone
+ * when logging stops or the slot is deleted. Returns -1 when out of memory. */
+static int remember_slot(struct executor *ex, const struct kvm_userspace_memory_region *region)
 {
 	unsigned as_id = region->slot >> 16, id = region->slot & 0xffff;
 	struct slot_record *rec = slot_record(ex, as_id, id);
+	bool was_logging = slot_logs(rec);
 
 	if (!rec->valid)
 		ex->used_slots[ex->n_used_slots++] = as_id * KVM_USER_MEM_SLOTS + id;
 	rec->valid = region->memory_size != 0;
 	rec->region = *region;
+	if (was_logging && slot_logs(rec))
+		return 0;
+	free(rec->written);
+	rec->written = slot_logs(rec) ? calloc(slot_bitmap_words(rec), sizeof(uint64_t)) : NULL;
+	return slot_logs(rec) && !rec->written ? fail(ex, "out of memory for a dirty log") : 0;
 }
 
 static void forget_slots(struct executor *ex)
 {
 	for (unsigned i = 0; i < ex->n_used_slots; i++) {
 		unsigned as_id = ex->used_slots[i] / KVM_USER_MEM_SLOTS;
+		struct slot_record *rec = &ex->slots[as_id][ex->used_slots[i] % KVM_USER_MEM_SLOTS];
 
-		ex->slots[as_id][ex->used_slots[i] % KVM_USER_MEM_SLOTS].valid = false;
+		rec->valid = false;
+		free(rec->written);
+		rec->written = NULL;
 	}
 	ex->n_used_slots = 0;
 }
@@ -698,7 +765,7 @@ static void region_for_op(struct executor *ex, const struct op *op,
 	}
 }
 
-static void op_memslot(struct executor *ex, const struct op *op)
+static int op_memslot(struct executor *ex, const struct op *op)
 {
 	struct kvm_userspace_memory_region region;
 	unsigned as_id = op->memslot.as_id;
@@ -718,12 +785,67 @@ static void op_memslot(struct executor *ex, const struct op *op)
 						  .ret = ret });
 	if (ret) {
 		ex->stats.memslot_errors++;
-		return;
+		return 0;
 	}
-	remember_slot(ex, &region);
 	ref_memory_set_region(ex->ref_mem, (int)as_id, region.slot & 0xffff, region.guest_phys_addr,
 			      region.memory_size, region.userspace_addr,
 			      region.flags & KVM_MEM_READONLY);
+	return remember_slot(ex, &region);
+}
+
+/* The return value KVM_GET_DIRTY_LOG must give for a slot (kvm_get_dirty_log_protect). */
+static int expected_dirty_log_ret(const struct slot_record *rec)
+{
+	if (!rec)
+		return -EINVAL;
+	return slot_logs(rec) ? 0 : -ENOENT;
+}
+
+/* KVM_GET_DIRTY_LOG: KVM's bitmap may hold pages the guest never wrote (it marks a page
+ * when it makes its spte writable, e.g. for a read of a dirty gpte), but never miss one
+ * the guest wrote since the last get. */
+static int op_dirty_log(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	struct slot_record *rec = slot_record(ex, op->memslot.as_id, op->memslot.id);
+	int expected = expected_dirty_log_ret(rec);
+	uint64_t words = expected ? 1 : slot_bitmap_words(rec), missing = 0, start;
+	uint64_t *bitmap = calloc(words, sizeof(*bitmap));
+	int64_t first;
+	int r;
+
+	if (!bitmap)
+		return fail(ex, "op %u: out of memory for a dirty log", index);
+	start = now_ns();
+	r = kvm_vm_ioctl_get_dirty_log(ex->kvm, (uint32_t)op->memslot.as_id << 16 | op->memslot.id,
+				       bitmap, words);
+	ex->stats.model_ns += now_ns() - start;
+	first = expected || r ? -1 : checker_dirty_log_missing(rec->written, bitmap,
+							       rec->region.memory_size >> PAGE_SHIFT,
+							       &missing);
+	free(bitmap);
+	if (r != expected) {
+		set_divergence(div, index, op, CHECK_DIRTY_LOG);
+		snprintf(div->detail, sizeof(div->detail),
+			 "KVM_GET_DIRTY_LOG returned %d where KVM returns %d (the slot %s)", r, expected,
+			 expected == -EINVAL ? "is not a user slot" :
+			 expected ? "does not log dirty pages" : "logs dirty pages");
+		return 1;
+	}
+	if (expected)
+		return 0;
+	ex->stats.dirty_logs_checked++;
+	for (uint64_t i = 0; i < words; i++)
+		ex->stats.dirty_pages_written += (uint64_t)__builtin_popcountll(rec->written[i]);
+	memset(rec->written, 0, words * sizeof(*rec->written));
+	if (first < 0)
+		return 0;
+	set_divergence(div, index, op, CHECK_DIRTY_LOG);
+	snprintf(div->detail, sizeof(div->detail),
+		 "%llu page(s) the guest wrote since the last KVM_GET_DIRTY_LOG are missing from the "
+		 "bitmap; the first is page %lld of the slot (gpa %#llx)", (unsigned long long)missing,
+		 (long long)first,
+		 (unsigned long long)(rec->region.guest_phys_addr + ((uint64_t)first << PAGE_SHIFT)));
+	return 1;
 }
 
 /* ---- page tables ---- */
@@ -1114,6 +1236,32 @@ static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *
 	return true;
 }
 
+/* Whether the reference's A/D write i of an access is still in its memory (a rule may have
+ * undone it): the entry differs from what it held before the access's first write to it. */
+static bool ad_write_kept(struct executor *ex, const struct ref_result *ref, int i)
+{
+	uint32_t now;
+	int first = 0;
+
+	while (ref->ad_writes[first].gpa != ref->ad_writes[i].gpa)
+		first++;
+	if (ref_memory_read(ex->ref_mem, guest_as(ex), ref->ad_writes[i].gpa, &now, sizeof(now)))
+		return false;
+	return now != ref->ad_writes[first].old_value;
+}
+
+/* What an access the checker accepted wrote, for the dirty-log check: the A/D updates of
+ * its walk, and the data page of a write KVM did not turn into an MMIO exit. */
+static void note_access_writes(struct executor *ex, const struct access_check *check,
+			       const struct ref_result *ref, const struct cpu_access_result *cpu)
+{
+	for (int i = 0; i < ref->n_ad_writes; i++)
+		if (ad_write_kept(ex, ref, i))
+			note_guest_dirty(ex, guest_as(ex), ref->ad_writes[i].gpa);
+	if (check->kind == REF_WRITE && cpu->outcome == CPU_OK)
+		note_guest_dirty(ex, guest_as(ex), cpu->gpa);
+}
+
 /* RULE_KVM_MMIO_WRITE_SKIPS_DIRTY: after an MMIO write, a leaf that differs from the
  * reference's only by the D bit the reference set is KVM's; the reference takes it. */
 static void apply_mmio_dirty_rule(struct executor *ex, const struct access_check *check,
@@ -1202,9 +1350,11 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	ex->stats.rule_hits[rule]++;
 	if (!checker_compare(&expected, &model, &failed) &&
 	    pse_change_allows_access(ex, engine, &check, &ref, &model)) {
+		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
+		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed)) {
 		set_divergence(div, index, op, failed);
@@ -1213,6 +1363,12 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		snprintf(div->detail, sizeof(div->detail),
 			 "the model exited to userspace as MMIO for gpa %#llx, which has memory\n  ",
 			 (unsigned long long)cpu.gpa);
+	} else if (shadow_mmu(ex) && !readonly_write_exited(ex, &check, &ref, rule, &cpu)) {
+		set_divergence(div, index, op, CHECK_MMIO);
+		rule = RULE_KVM_READONLY_WRITE_IS_MMIO;
+		snprintf(div->detail, sizeof(div->detail),
+			 "the model completed a write to read-only memory at gpa %#llx; KVM exits to "
+			 "userspace as MMIO\n  ", (unsigned long long)cpu.gpa);
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					   &arch_value)) {
 		set_divergence(div, index, op, CHECK_MEMORY);
@@ -1221,6 +1377,8 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 			 (unsigned long long)bad_gpa, (unsigned long long)model_value,
 			 (unsigned long long)arch_value);
 	} else {
+		if (shadow_mmu(ex))
+			note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	}
 	div->rule = rule;
@@ -1510,8 +1668,7 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 	case OP_MEMSLOT_DELETE:
 	case OP_MEMSLOT_MOVE:
 	case OP_MEMSLOT_FLAGS:
-		op_memslot(ex, op);
-		return 0;
+		return op_memslot(ex, op);
 	case OP_PTE:
 		return op_pte(ex, index, op, div);
 	case OP_MAP:
@@ -1526,6 +1683,8 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		return 0;
 	case OP_SMM:
 		return op_smm(ex, index, op, div);
+	case OP_DIRTY_LOG:
+		return op_dirty_log(ex, index, op, div);
 	default:
 		return fail(ex, "op %u: unknown kind %u", index, op->kind);
 	}

@@ -37,6 +37,8 @@ struct executor_stats {
 	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */
 	uint64_t pke_ignored;   /* CR4.PKE requests: no PKU under shadow paging (#GP) */
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
+	uint64_t dirty_logs_checked; /* KVM_GET_DIRTY_LOG bitmaps compared with the written pages */
+	uint64_t dirty_pages_written; /* pages those bitmaps had to hold */
 	/* Time split (ns): the model's CPU and ioctls, the reference engines; the rest of a
 	 * run is the checker and the harness. */
 	uint64_t model_ns;

@@ -42,6 +42,7 @@ enum op_kind {
 	OP_INVLPG,        /* invlpg 0x40000000 */
 	OP_GEN_JUMP,      /* generation as=0 jump=524288: that many flag-neutral memslot updates */
 	OP_SMM,           /* smm enter|leave: the vCPU's memslots become address space 1|0 */
+	OP_DIRTY_LOG,     /* dirty_log as=0 slot=1: KVM_GET_DIRTY_LOG (uses memslot.as_id, id) */
 	OP_KIND_COUNT
 };
 

@@ -900,6 +900,18 @@ static bool smm_encode(const struct op *op, const struct decode_ctx *ctx, uint8_
 	return true;
 }
 
+/* DIRTY_LOG [slot:2] */
+static void dirty_log_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	slot_decode((uint16_t)take(&r, 2), op);
+}
+
+static bool dirty_log_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	put(&r, slot_encode(op), 2);
+	return true;
+}
+
 /* ---- the opcode table ---- */
 
 struct record_format {
@@ -934,9 +946,10 @@ static const struct record_format formats[] = {
 	{ OP_ACCESS, 4, 9, access_raw_decode, access_raw_encode },                /* 234-237 */
 	{ OP_INVLPG, 8, 4, invlpg_decode, invlpg_encode },                        /* 238-245 */
 	{ OP_INVLPG, 2, 8, invlpg_raw_decode, invlpg_raw_encode },                /* 246-247 */
-	{ OP_GEN_JUMP, 4, 1, gen_jump_decode, gen_jump_encode },                  /* 248-251 */
-	{ OP_GEN_JUMP, 1, 4, gen_jump_raw_decode, gen_jump_raw_encode },          /* 252 */
-	{ OP_SMM, 3, 1, smm_decode, smm_encode },                                 /* 253-255 */
+	{ OP_GEN_JUMP, 3, 1, gen_jump_decode, gen_jump_encode },                  /* 248-250 */
+	{ OP_GEN_JUMP, 1, 4, gen_jump_raw_decode, gen_jump_raw_encode },          /* 251 */
+	{ OP_SMM, 2, 1, smm_decode, smm_encode },                                 /* 252-253 */
+	{ OP_DIRTY_LOG, 2, 2, dirty_log_decode, dirty_log_encode },               /* 254-255 */
 };
 
 #define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
@@ -1013,6 +1026,8 @@ bool op_equal(const struct op *a, const struct op *b)
 		       a->gen_jump.count == b->gen_jump.count;
 	case OP_SMM:
 		return a->smm.enter == b->smm.enter;
+	case OP_DIRTY_LOG:
+		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id;
 	default:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
 		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&

@@ -19,7 +19,7 @@ static const char *const mode_names[PAGING_MODE_COUNT] = {
 
 static const char *const kind_names[OP_KIND_COUNT] = {
 	"mode", "control", "pkru", "cr3", "memslot_set", "memslot_delete", "memslot_move",
-	"memslot_flags", "pte", "map", "access", "invlpg", "gen_jump", "smm",
+	"memslot_flags", "pte", "map", "access", "invlpg", "gen_jump", "smm", "dirty_log",
 };
 
 /* OP_CONTROL keywords in bit order. */
@@ -210,6 +210,10 @@ static void emit_op(struct text_out *o, const struct op *op, enum paging_mode mo
 		break;
 	case OP_SMM:
 		emit(o, "smm %s", smm_name(op->smm.enter));
+		break;
+	case OP_DIRTY_LOG:
+		emit(o, "dirty_log ");
+		emit_slot_id(o, op);
 		break;
 	default:
 		emit(o, "op%u", op->kind);
@@ -643,6 +647,20 @@ static int parse_memslot(const struct parser *p, const struct token *toks, int n
 	return slot_field_values(p, fields, op);
 }
 
+/* "dirty_log [as=A] slot=N": the slot as the memslot ops name it. */
+static int parse_dirty_log(const struct parser *p, const struct token *toks, int n, struct op *op)
+{
+	struct field fields[SLOT_FIELDS] = { { 0 } };
+
+	for (unsigned f = 0; f < SLOT_FIELDS; f++)
+		fields[f].key = slot_field_keys[f];
+	if (parse_fields(p, toks + 1, n - 1, fields, SLOT_ID + 1, "dirty_log"))
+		return -1;
+	if (!fields[SLOT_ID].seen)
+		return fail(p, "dirty_log needs slot=");
+	return slot_field_values(p, fields, op);
+}
+
 /* "T<n>[<index>]" */
 static int parse_pte_target(const struct parser *p, struct token t, struct op *op)
 {
@@ -860,6 +878,7 @@ static int check_op(const struct parser *p, const struct op *op)
 		return check_gva(p, p->mode, op->invlpg.gva);
 	case OP_GEN_JUMP:
 	case OP_SMM:
+	case OP_DIRTY_LOG:
 		return 0;
 	default:
 		return check_memslot(p, op);
@@ -888,6 +907,7 @@ static const struct {
 	{ "invlpg", OP_INVLPG, parse_invlpg },
 	{ "generation", OP_GEN_JUMP, parse_gen_jump },
 	{ "smm", OP_SMM, parse_smm },
+	{ "dirty_log", OP_DIRTY_LOG, parse_dirty_log },
 };
 
 static int parse_op(const struct parser *p, const struct token *toks, int n, struct op *op)

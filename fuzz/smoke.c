@@ -71,6 +71,8 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       "%llu physmap fallbacks\n",
 	       (unsigned long long)st->translations_checked, (unsigned long long)st->shutdowns,
 	       (unsigned long long)st->pke_ignored, (unsigned long long)st->physmap_fallbacks);
+	printf("  %llu dirty logs checked, holding %llu written pages\n",
+	       (unsigned long long)st->dirty_logs_checked, (unsigned long long)st->dirty_pages_written);
 	for (int rule = 1; rule < RULE_COUNT; rule++)
 		printf("  rule %s applied %llu times\n", kvm_rule_name(rule),
 		       (unsigned long long)st->rule_hits[rule]);

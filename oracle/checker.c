@@ -9,7 +9,7 @@ static const char *const check_names[CHECK_COUNT] = {
 	[CHECK_MEMORY] = "guest-memory", [CHECK_PDPTE_LOAD] = "pdpte-load",
 	[CHECK_TRANSLATION] = "translation", [CHECK_MMIO] = "mmio",
 	[CHECK_LIVENESS] = "liveness",   [CHECK_MODEL_ERROR] = "model-error",
-	[CHECK_INVARIANT] = "invariant",
+	[CHECK_INVARIANT] = "invariant", [CHECK_DIRTY_LOG] = "dirty-log",
 };
 
 static const char *const rule_names[RULE_COUNT] = {
@@ -22,6 +22,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0] = "KVM_SMM_ROOT_CHECKED_IN_AS0",
 	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
 	[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED] = "KVM_ALIASED_TABLE_WRITE_UNTRACKED",
+	[RULE_KVM_READONLY_WRITE_IS_MMIO] = "KVM_READONLY_WRITE_IS_MMIO",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
@@ -259,4 +260,20 @@ int model_access_format(const struct model_access *answer, char *buf, size_t len
 		return snprintf(buf, len, "#GP");
 	}
 	return snprintf(buf, len, "?");
+}
+
+int64_t checker_dirty_log_missing(const uint64_t *written, const uint64_t *reported,
+				  uint64_t npages, uint64_t *missing)
+{
+	int64_t first = -1;
+
+	*missing = 0;
+	for (uint64_t i = 0; i < (npages + 63) / 64; i++) {
+		uint64_t lost = written[i] & ~reported[i];
+
+		if (lost && first < 0)
+			first = (int64_t)(i * 64 + (uint64_t)__builtin_ctzll(lost));
+		*missing += (uint64_t)__builtin_popcountll(lost);
+	}
+	return first;
 }

@@ -24,6 +24,7 @@ enum check_id {
 	CHECK_LIVENESS,    /* an access that never completes */
 	CHECK_MODEL_ERROR, /* the model reached a state where KVM would crash */
 	CHECK_INVARIANT,   /* core's auditor: a structural invariant of spec §7 broke */
+	CHECK_DIRTY_LOG,   /* KVM_GET_DIRTY_LOG missed a page the guest wrote, or failed */
 	CHECK_COUNT
 };
 
@@ -63,6 +64,10 @@ enum kvm_rule {
 	 * shadowfuzz; docs/findings.md). Allowed: a translation built from an entry on the
 	 * guest's walk that was last written through another gfn, with the frame of its gpa. */
 	RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED,
+	/* __gfn_to_pfn_memslot gives RO_FAULT for a write to a KVM_MEM_READONLY slot: KVM
+	 * emulates the write and exits to userspace as MMIO, where the processor would drop
+	 * the write to ROM and go on. The write must exit; the guest sees no difference. */
+	RULE_KVM_READONLY_WRITE_IS_MMIO,
 	RULE_COUNT
 };
 
@@ -119,6 +124,11 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
  * through, in a host page that another gfn of the address space mapped at that time. */
 bool checker_aliased_table_write(const struct aliased_writes *w, const struct ref_memory *mem,
 				 const struct ref_cpu_state *cpu, const struct ref_result *walk);
+/* KVM_GET_DIRTY_LOG against the pages the guest wrote (bit i = page i of the slot, npages
+ * pages): the reported bitmap may be a superset, as KVM's is, but must hold every written
+ * page. Returns the first written page missing from reported, or -1; *missing counts them. */
+int64_t checker_dirty_log_missing(const uint64_t *written, const uint64_t *reported,
+				  uint64_t npages, uint64_t *missing);
 
 const char *check_name(enum check_id check);
 const char *kvm_rule_name(enum kvm_rule rule);

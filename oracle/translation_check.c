@@ -22,7 +22,8 @@
  *                  invariants 9, 10).
  *  TOO_PERMISSIVE  U without the guest's U, X without the guest's X, or W without the
  *                  guest's W, the leaf's D (protect_clean_gpte keeps W out of sptes of
- *                  clean gptes so the first write reaches KVM) and a writable region
+ *                  clean gptes so the first write reaches KVM; a leaf in read-only memory
+                  counts as dirty, see leaf_in_rom) and a writable region
  *                  (set_spte: no W on a page the host maps read-only). The one exception
  *                  is FNAME(page_fault)'s CR0.WP=0 trick (spec §4.4 step 6): with WP clear
  *                  a supervisor write may use a W spte without the guest's W, provided the
@@ -375,6 +376,21 @@ static struct guest_translation guest_from_walk(const struct ref_cpu_state *cpu,
 	};
 }
 
+/* A leaf in read-only memory: the processor's D write is dropped, yet the write it was
+ * for goes on through a dirty TLB entry, so the leaf counts as dirty. KVM does the same:
+ * FNAME(update_accessed_dirty_bits) skips entries in read-only slots, and a write fault
+ * still maps the page writable. */
+static bool leaf_in_rom(const struct ref_memory *mem, const struct ref_cpu_state *cpu,
+			const struct ref_result *walk)
+{
+	bool readonly = false;
+
+	if (cpu->mode == PAGING_NONE || !walk->n_entries)
+		return false;
+	return ref_memory_backing(mem, cpu->as_id, walk->entries[walk->n_entries - 1].gpa, NULL,
+				  &readonly) && readonly;
+}
+
 /* Walks the guest's tables for t->gva; returns -1 if the reference failed. */
 static int walk_guest(struct ref_engine *engine, const struct ref_cpu_state *cpu,
 		      const struct model_translation *t, struct ref_result *walk,
@@ -563,6 +579,7 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 		return check_failed(verdict, "malformed translation or missing argument");
 	if (walk_guest(engine, cpu, t, &verdict->guest, &g))
 		return check_failed(verdict, ref_engine_error(engine));
+	g.dirty |= leaf_in_rom(tc->mem, cpu, &verdict->guest);
 	frame_ok = frame_matches(tc->mem, t, &writable);
 	fault = current_fault(cpu, t, &g, frame_ok, writable);
 	if (fault == TRANSLATION_OK) {

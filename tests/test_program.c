@@ -37,8 +37,9 @@ enum {
 	OPC_INVLPG = 238,
 	OPC_INVLPG_RAW = 246,
 	OPC_GEN_JUMP = 248,
-	OPC_GEN_JUMP_RAW = 252,
-	OPC_SMM = 253,
+	OPC_GEN_JUMP_RAW = 251,
+	OPC_SMM = 252,
+	OPC_DIRTY_LOG = 254,
 };
 
 struct rng {
@@ -196,6 +197,10 @@ static void check_program(const struct program *prog)
 			break;
 		case OP_SMM:
 			assert_true(op->smm.enter <= 1);
+			break;
+		case OP_DIRTY_LOG:
+			assert_true(op->memslot.as_id <= 1 && op->memslot.id <= 1023);
+			assert_int_not_equal(op->memslot.id, 508);
 			break;
 		default:
 			fail_msg("op %u has kind %u", i, op->kind);
@@ -380,7 +385,7 @@ static void test_decode_layout_invlpg_generation_smm(void **state)
 	const uint8_t bytes[] = {
 		OPC_INVLPG, 0, 0, 0, 0,                 /* mode none: first gva above 4M */
 		OPC_GEN_JUMP, 0,                        /* as 0, 1 update */
-		OPC_GEN_JUMP + 3, 0x80 | 63,            /* as 1, 64 updates */
+		OPC_GEN_JUMP + 2, 0x80 | 63,            /* as 1, 64 updates */
 		OPC_GEN_JUMP, 64,                       /* 2^8 - 2 */
 		OPC_GEN_JUMP, 64 + 5 * 11 + 2,          /* 2^19 */
 		OPC_GEN_JUMP, 64 + 5 * 12 + 1,          /* 2^20 - 1 */
@@ -389,7 +394,7 @@ static void test_decode_layout_invlpg_generation_smm(void **state)
 		OPC_GEN_JUMP_RAW, 0, 0, 0, 0,           /* 0 is the maximum */
 		OPC_GEN_JUMP_RAW, 0, 0x01, 0x00, 0x10,  /* 2^20 + 1 folds to 1 */
 		OPC_SMM, 1,
-		OPC_SMM + 2, 0xfe,                      /* bit 0 only: leave */
+		OPC_SMM + 1, 0xfe,                      /* bit 0 only: leave */
 		OPC_MODE, 3,
 		OPC_INVLPG + 7, 0, 0, 0x23, 0xf1,       /* offset 0x123, non-canonical */
 		OPC_INVLPG_RAW, 0, 0, 0, 0, 0, 0, 0, 0, /* lifted out of the harness's range */
@@ -424,6 +429,30 @@ static void test_decode_layout_invlpg_generation_smm(void **state)
 	assert_int_equal(p->ops[13].invlpg.gva, 0x1008000000123ull);
 	assert_int_equal(p->ops[14].invlpg.gva, 0x8000000000ull);
 	assert_int_equal(p->ops[15].invlpg.gva, UINT64_MAX);
+	free(p);
+}
+
+/* KVM_GET_DIRTY_LOG records: the slot field of the memslot records; the harness's slot
+ * becomes the next id. */
+static void test_decode_dirty_log(void **state)
+{
+	struct program *p = new_program();
+	const uint8_t bytes[] = {
+		OPC_DIRTY_LOG, 0x05, 0x60,     /* address space 1, id 5 */
+		OPC_DIRTY_LOG + 1, 0x08, 0x1c, /* id (8 + 500) % 1024 is the harness's: 509 */
+		OPC_DIRTY_LOG,                 /* missing bytes read as zero: as 0, id 0 */
+	};
+
+	program_decode(bytes, sizeof(bytes), p);
+	check_program(p);
+	assert_int_equal(p->n_ops, 3);
+	assert_int_equal(p->ops[0].kind, OP_DIRTY_LOG);
+	assert_int_equal(p->ops[0].memslot.as_id, 1);
+	assert_int_equal(p->ops[0].memslot.id, 5);
+	assert_int_equal(p->ops[1].kind, OP_DIRTY_LOG);
+	assert_int_equal(p->ops[1].memslot.id, 509);
+	assert_int_equal(p->ops[2].memslot.as_id, 0);
+	assert_int_equal(p->ops[2].memslot.id, 0);
 	free(p);
 }
 
@@ -514,6 +543,7 @@ static void test_opcode_weights(void **state)
 	assert_true(count[OP_INVLPG] >= 6 && count[OP_INVLPG] <= 13);
 	assert_true(count[OP_GEN_JUMP] >= 4 && count[OP_GEN_JUMP] <= 7);
 	assert_true(count[OP_SMM] >= 2 && count[OP_SMM] <= 4);
+	assert_true(count[OP_DIRTY_LOG] >= 1 && count[OP_DIRTY_LOG] <= 3);
 	free(p);
 }
 
@@ -523,7 +553,7 @@ struct reach {
 		misaligned_hva, incongruent_hva, unknown_flag, hpage_1g, noncanonical, map_1g,
 		map_4m, large_leaf_reserved_bit, pte_to_pool, invlpg, invlpg_noncanonical,
 		gen_jump_small, gen_jump_near_power, gen_jump_other, gen_jump_as1, smm_enter,
-		smm_leave;
+		smm_leave, dirty_log, dirty_log_invalid_slot;
 };
 
 /* Within 2 of a power of two from 2^8 on: a jump that lands next to a generation wrap. */
@@ -554,6 +584,10 @@ static void count_reach_new_kinds(const struct op *op, unsigned mode, struct rea
 	if (op->kind == OP_SMM) {
 		r->smm_enter += op->smm.enter;
 		r->smm_leave += !op->smm.enter;
+	}
+	if (op->kind == OP_DIRTY_LOG) {
+		r->dirty_log++;
+		r->dirty_log_invalid_slot += op->memslot.id >= 509;
 	}
 }
 
@@ -626,6 +660,7 @@ static void test_decode_reaches_rare_paths(void **state)
 	assert_true(r.gen_jump_small > 0 && r.gen_jump_near_power > 0 && r.gen_jump_other > 0);
 	assert_true(r.gen_jump_small + r.gen_jump_near_power > 2 * r.gen_jump_other);
 	assert_true(r.gen_jump_as1 > 0 && r.smm_enter > 0 && r.smm_leave > 0);
+	assert_true(r.dirty_log > 4 * r.dirty_log_invalid_slot && r.dirty_log_invalid_slot > 0);
 	free(p);
 }
 
@@ -829,7 +864,9 @@ static const char example_text[] =
 	"generation jump=524288\n"
 	"generation as=1 jump=0x7fffe\n"
 	"smm enter\n"
-	"smm leave\n";
+	"smm leave\n"
+	"dirty_log as=1 slot=7\n"
+	"dirty_log slot=600\n";
 
 static void test_parse_examples(void **state)
 {
@@ -838,7 +875,7 @@ static void test_parse_examples(void **state)
 
 	parse_ok(example_text, p);
 	check_program(p);
-	assert_int_equal(p->n_ops, 23);
+	assert_int_equal(p->n_ops, 25);
 	assert_int_equal(op[0].kind, OP_MODE);
 	assert_int_equal(op[0].mode.mode, PAGING_4LEVEL);
 	assert_int_equal(op[1].kind, OP_CONTROL);
@@ -904,6 +941,12 @@ static void test_parse_examples(void **state)
 	assert_int_equal(op[21].smm.enter, 1);
 	assert_int_equal(op[22].kind, OP_SMM);
 	assert_int_equal(op[22].smm.enter, 0);
+	assert_int_equal(op[23].kind, OP_DIRTY_LOG);
+	assert_int_equal(op[23].memslot.as_id, 1);
+	assert_int_equal(op[23].memslot.id, 7);
+	/* as= left out: address space 0; ids past the user slots reach the EINVAL path */
+	assert_int_equal(op[24].memslot.as_id, 0);
+	assert_int_equal(op[24].memslot.id, 600);
 	free(p);
 }
 
@@ -921,7 +964,8 @@ static void test_print_canonical(void **state)
 		 "control\n"
 		 "generation jump=0x40\n"
 		 "smm   enter\n"
-		 "invlpg 0x1008000000ABC\n",
+		 "invlpg 0x1008000000ABC\n"
+		 "dirty_log  slot=3\n",
 		 p);
 	text = print_to_string(p);
 	assert_string_equal(text, "mode 32\n"
@@ -933,7 +977,8 @@ static void test_print_canonical(void **state)
 				  "control\n"
 				  "generation as=0 jump=64\n"
 				  "smm enter\n"
-				  "invlpg 0x1008000000abc\n");
+				  "invlpg 0x1008000000abc\n"
+				  "dirty_log as=0 slot=3\n");
 	free(text);
 	free(p);
 }
@@ -946,6 +991,7 @@ static void test_op_format(void **state)
 	struct op jump = { .kind = OP_GEN_JUMP, .gen_jump = { .as_id = 1, .count = 1u << 20 } };
 	struct op invlpg = { .kind = OP_INVLPG, .invlpg = { .gva = 0xffffffffffe00000ull } };
 	struct op smm = { .kind = OP_SMM, .smm = { .enter = 0 } };
+	struct op log = { .kind = OP_DIRTY_LOG, .memslot = { .as_id = 1, .id = 12 } };
 	char small[8], buf[128];
 	int n = op_format_in_mode(&map, PAGING_32, buf, sizeof(buf));
 
@@ -962,6 +1008,9 @@ static void test_op_format(void **state)
 	assert_string_equal(buf, "invlpg 0xffffffffffe00000");
 	op_format(&smm, buf, sizeof(buf));
 	assert_string_equal(buf, "smm leave");
+	op_format(&log, buf, sizeof(buf));
+	assert_string_equal(buf, "dirty_log as=1 slot=12");
+	assert_string_equal(op_kind_name(OP_DIRTY_LOG), "dirty_log");
 	assert_string_equal(op_kind_name(OP_MEMSLOT_MOVE), "memslot_move");
 	assert_string_equal(op_kind_name(OP_INVLPG), "invlpg");
 	assert_string_equal(op_kind_name(OP_GEN_JUMP), "gen_jump");
@@ -1055,6 +1104,9 @@ static void test_parse_errors(void **state)
 		{ "memslot delete slot=1 slot=2", "t.txt:1: duplicate field slot=" },
 		{ "memslot delete slot=1024", "t.txt:1: slot 1024 out of range (at most 0x3ff)" },
 		{ "memslot delete as=2 slot=1", "t.txt:1: as 2 out of range (at most 0x1)" },
+		{ "dirty_log as=1", "t.txt:1: dirty_log needs slot=" },
+		{ "dirty_log slot=1 flags=log", "t.txt:1: unknown field 'flags' for dirty_log" },
+		{ "dirty_log slot=508", "t.txt:1: slot 508 is reserved for the harness's physmap" },
 		{ "memslot flags slot=1 flags=log|dirty", "t.txt:1: unknown memslot flag 'dirty'" },
 		{ "memslot flags slot=1 flags=0x100000000", "t.txt:1: memslot flags 0x100000000 do not fit 32 bits" },
 		{ "memslot set slot=1 gpa=0x1000 size=0x1000 flags=0 hpage=4K",
@@ -1223,6 +1275,7 @@ int main(void)
 		cmocka_unit_test(test_decode_clamps_raw_fields),
 		cmocka_unit_test(test_opcode_weights),
 		cmocka_unit_test(test_decode_reaches_rare_paths),
+		cmocka_unit_test(test_decode_dirty_log),
 		cmocka_unit_test(test_codec_round_trip),
 		cmocka_unit_test(test_encode_worst_case),
 		cmocka_unit_test(test_encode_respects_cap),
