@@ -37,12 +37,13 @@ static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
 static void usage_smoke(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID] [--audit]\n"
-		     "                       [--host-phys-bits N] [--recycle N]\n"
+		     "                       [--host-phys-bits N] [--recycle N] [--rss-every N]\n"
 		     "Decodes N random byte strings (default 10000, seed 1) and runs each program;\n"
 		     "prints the first divergence with its program and exits 1 if any is found.\n"
 		     "The MMU's invariants are audited after each program, with --audit after each op.\n"
 		     "--recycle N replaces the reference engines every N programs, as the fuzz\n"
-		     "target does (the output must not change).\n");
+		     "target does (the output must not change). --rss-every N prints the resident\n"
+		     "memory every N programs (memory must stay flat over millions).\n");
 }
 
 static int parse_u64(const char *arg, uint64_t *out)
@@ -56,6 +57,20 @@ static int parse_u64(const char *arg, uint64_t *out)
 		return -1;
 	}
 	return 0;
+}
+
+/* VmRSS of this process, from /proc/self/status. */
+static void print_rss(uint64_t done)
+{
+	char line[256];
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			printf("%llu programs: rss %s", (unsigned long long)done, line + 6 + strspn(line + 6, " \t"));
+	if (f)
+		fclose(f);
+	fflush(stdout);
 }
 
 static void print_stats(const struct executor_stats *st, uint64_t divergences)
@@ -84,11 +99,12 @@ int cmd_smoke(int argc, char **argv)
 		COMMON_LONG_OPTIONS,
 		{ "programs", required_argument, NULL, 'n' }, { "seed", required_argument, NULL, 's' },
 		{ "audit", no_argument, NULL, 'a' },          { "help", no_argument, NULL, 'h' },
-		{ "recycle", required_argument, NULL, 'r' }, { 0 },
+		{ "recycle", required_argument, NULL, 'r' }, { "rss-every", required_argument, NULL, 'R' },
+		{ 0 },
 	};
 	struct common_options common = COMMON_OPTIONS_INIT;
 	bool audit_every_op = false;
-	uint64_t programs = 10000, seed = 1, divergences = 0, recycle = 0;
+	uint64_t programs = 10000, seed = 1, divergences = 0, recycle = 0, rss_every = 0;
 	static struct program prog;
 	static uint8_t input[SMOKE_MAX_BYTES];
 	struct executor *ex;
@@ -96,7 +112,7 @@ int cmd_smoke(int argc, char **argv)
 	char err[256];
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:r:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:s:p:b:ahH:r:R:", longopts, NULL)) != -1) {
 		int consumed = parse_common(opt, optarg, &common);
 
 		if (consumed < 0)
@@ -117,6 +133,10 @@ int cmd_smoke(int argc, char **argv)
 			break;
 		case 'r':
 			if (parse_u64(optarg, &recycle))
+				return EXIT_USAGE;
+			break;
+		case 'R':
+			if (parse_u64(optarg, &rss_every))
 				return EXIT_USAGE;
 			break;
 		case 'h':
@@ -140,6 +160,8 @@ int cmd_smoke(int argc, char **argv)
 		size_t len;
 		int ret;
 
+		if (rss_every && i % rss_every == 0)
+			print_rss(i);
 		random_input(&seed, input, &len);
 		program_decode(input, len, &prog);
 		ret = executor_run(ex, &prog, &div);
@@ -156,6 +178,8 @@ int cmd_smoke(int argc, char **argv)
 			divergence_print(&div, stdout);
 		}
 	}
+	if (rss_every)
+		print_rss(programs);
 	print_stats(executor_stats(ex), divergences);
 	executor_free(ex);
 	return divergences ? 1 : 0;
