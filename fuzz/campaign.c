@@ -235,11 +235,28 @@ static int make_dir(const char *path)
 	return -1;
 }
 
+/* The campaign directory and its parents (campaigns/ on a fresh clone). */
+static int make_dirs(const char *path)
+{
+	char partial[4096];
+
+	snprintf(partial, sizeof(partial), "%s", path);
+	for (char *slash = strchr(partial + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = 0;
+		if (mkdir(partial, 0755) && errno != EEXIST) {
+			fprintf(stderr, "shadowfuzz fuzz: cannot create %s: %s\n", partial, strerror(errno));
+			return -1;
+		}
+		*slash = '/';
+	}
+	return make_dir(partial);
+}
+
 static int make_layout(struct campaign *c)
 {
 	char path[4096];
 
-	if (make_dir(c->out_dir))
+	if (make_dirs(c->out_dir))
 		return -1;
 	engine_queue_dir(&c->plan, path, sizeof(path));
 	if (make_dir(path))
@@ -638,6 +655,9 @@ static int prepare(struct campaign *c, int n_seeds, char **seeds)
 		fprintf(stderr, "shadowfuzz fuzz: %s\n", err);
 		return -1;
 	}
+	/* Replays check as `shadowfuzz run` and `trace` do (core's auditor after every op),
+	 * so a finding's signature is the one those commands show. */
+	executor_set_audit(c->replay, true);
 	printf("== campaign %s: %s, engine %s x%u, %u s; %u new seed(s)\n", c->out_dir, describe,
 	       engine_name(c->plan.kind), c->plan.jobs, c->plan.seconds, added);
 	fflush(stdout);

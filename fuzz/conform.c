@@ -522,6 +522,11 @@ static int setup(struct conform *c)
 		fprintf(stderr, "shadowfuzz conform: %s\n", err);
 		return -1;
 	}
+	/* Checked as `shadowfuzz run` checks: core's auditor after every op. */
+	executor_set_audit(c->ex, true);
+	executor_set_audit(c->min_ex, true);
+	if (c->other)
+		executor_set_audit(c->other, true);
 	c->divergences = json_array();
 	c->differences = json_array();
 	c->errors = json_array();

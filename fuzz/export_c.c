@@ -72,6 +72,7 @@ void export_c_reproducer(FILE *out, const struct program *prog, const struct com
 		     "\t\tfprintf(stderr, \"%%s\\n\", err);\n\t\treturn 2;\n\t}\n"
 		     "\tex = executor_new(&cfg, EXEC_SHADOW_MMU, err, sizeof(err));\n"
 		     "\tif (!ex) {\n\t\tfprintf(stderr, \"%%s\\n\", err);\n\t\treturn 2;\n\t}\n"
+		     "\texecutor_set_audit(ex, true);\n"
 		     "\tret = executor_run(ex, &prog, &div);\n"
 		     "\tif (ret > 0)\n\t\tdivergence_print(&div, stdout);\n"
 		     "\telse if (ret < 0)\n\t\tfprintf(stderr, \"harness error: %%s\\n\", executor_error(ex));\n"

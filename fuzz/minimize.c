@@ -369,6 +369,7 @@ int cmd_minimize(int argc, char **argv)
 		fprintf(stderr, "shadowfuzz minimize: %s\n", err);
 		return EXIT_USAGE;
 	}
+	executor_set_audit(ex, true); /* the signature `shadowfuzz run` shows */
 	r = program_minimize(ex, &prog, budget, &result);
 	if (r != 0) {
 		fprintf(stderr, "shadowfuzz minimize: %s\n",

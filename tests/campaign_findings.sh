@@ -35,6 +35,6 @@ cmp -s "$1" "$dir/report.before" || fail "a second campaign overwrote a finding"
 [ -f "$dir/c/findings/no-divergence-on-replay/report.txt" ] ||
   fail "a crash with a clean replay was not filed apart"
 
-"$sf" fuzz --time 5 --target "$engine" --out "$dir/quiet" >"$dir/out3" 2>&1
+"$sf" fuzz --time 5 --target "$engine" --out "$dir/nested/quiet" >"$dir/out3" 2>&1
 [ $? -eq 0 ] || { cat "$dir/out3"; fail "a campaign without findings must exit 0"; }
 exit 0
