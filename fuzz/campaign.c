@@ -139,8 +139,9 @@ static int parse_uint(const char *opt, const char *arg, unsigned min, unsigned m
 enum { OPT_TIME = 256, OPT_ENGINE, OPT_JOBS, OPT_TARGET, OPT_CMPLOG, OPT_DICT, OPT_MUTATOR,
        OPT_ENGINE_ARG, OPT_STOP };
 
-static int parse_own_option(int opt, const char *arg, struct campaign *c)
+static int parse_own_option(int opt, const char *arg, void *ctx)
 {
+	struct campaign *c = ctx;
 	switch (opt) {
 	case OPT_TIME:
 		return parse_uint("--time", arg, 1, 30 * 24 * 3600, &c->plan.seconds);
@@ -199,21 +200,7 @@ static int parse_options(int argc, char **argv, struct campaign *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int opt;
-
-	while ((opt = getopt_long(argc, argv, "p:b:H:o:h", longopts, NULL)) != -1) {
-		int consumed = parse_common(opt, optarg, &c->common);
-
-		if (consumed < 0)
-			return -1;
-		if (consumed)
-			continue;
-		if (opt == 'h')
-			return 1;
-		if (opt == '?' || parse_own_option(opt, optarg, c))
-			return -1;
-	}
-	return 0;
+	return parse_command_line(argc, argv, "p:b:H:o:h", longopts, &c->common, parse_own_option, c);
 }
 
 static int check_executable(const char *what, const char *path)

@@ -72,6 +72,27 @@ int parse_common(int opt, const char *arg, struct common_options *common)
 	}
 }
 
+int parse_command_line(int argc, char **argv, const char *shortopts,
+		       const struct option *longopts, struct common_options *common,
+		       int (*own)(int opt, const char *arg, void *ctx), void *ctx)
+{
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		int consumed = parse_common(opt, optarg, common);
+
+		if (consumed < 0)
+			return -1;
+		if (consumed)
+			continue;
+		if (opt == 'h')
+			return 1;
+		if (opt == '?' || own(opt, optarg, ctx))
+			return -1;
+	}
+	return 0;
+}
+
 void finish_common(struct common_options *common)
 {
 	kvm_config_init(&common->config, common->profile);

@@ -3,6 +3,7 @@
 #ifndef SHADOWFUZZ_FUZZ_CLI_COMMON_H
 #define SHADOWFUZZ_FUZZ_CLI_COMMON_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,6 +31,13 @@ void usage_common(FILE *out);
  * (message printed). "--bug list" prints the bug table and exits. */
 int parse_common(int opt, const char *arg, struct common_options *common);
 void finish_common(struct common_options *common);
+
+/* The getopt_long loop of a subcommand: common options go to common, the others to own
+ * (returning 0, or -1 after printing why). Returns 1 for --help ('h'), -1 on an error,
+ * 0 when all options were read (optind is at the first operand). */
+int parse_command_line(int argc, char **argv, const char *shortopts,
+		       const struct option *longopts, struct common_options *common,
+		       int (*own)(int opt, const char *arg, void *ctx), void *ctx);
 /* Appends the options that recreate common (--profile P, --bug ID..., --host-phys-bits
  * N) to args at *n, for a child command; number is storage for N. */
 void common_append_args(const struct common_options *common, char *args[], int *n,

@@ -62,8 +62,9 @@ static void usage_conform(FILE *out)
 
 enum { OPT_AGAINST = 256, OPT_TIME, OPT_CORPUS, OPT_TARGET };
 
-static int parse_own_option(int opt, const char *arg, struct conform *c)
+static int parse_own_option(int opt, const char *arg, void *ctx)
 {
+	struct conform *c = ctx;
 	char *end;
 	unsigned long v;
 
@@ -113,20 +114,10 @@ static int parse_options(int argc, char **argv, struct conform *c)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int opt;
+	int r = parse_command_line(argc, argv, "p:b:H:o:h", longopts, &c->common, parse_own_option, c);
 
-	while ((opt = getopt_long(argc, argv, "p:b:H:o:h", longopts, NULL)) != -1) {
-		int consumed = parse_common(opt, optarg, &c->common);
-
-		if (consumed < 0)
-			return -1;
-		if (consumed)
-			continue;
-		if (opt == 'h')
-			return 1;
-		if (opt == '?' || parse_own_option(opt, optarg, c))
-			return -1;
-	}
+	if (r)
+		return r;
 	if (optind != argc) {
 		fprintf(stderr, "shadowfuzz conform: unexpected argument '%s'\n", argv[optind]);
 		return -1;
