@@ -384,10 +384,13 @@ static bool is_pdpte_register(const struct ref_engine *e, gpa_t gpa)
 
 /* The program's view of an entry of the test walk. PAE: QEMU 5.0 re-reads the PDPTEs
  * from memory on every walk, where the architecture loads them into registers at MOV
- * CR3; serving them from the register values the caller gives models the registers. */
-static uint64_t program_entry(struct ref_engine *e, gpa_t gpa, bool *backed, bool *from_memory)
+ * CR3; serving them from the register values the caller gives models the registers.
+ * Only the walk's first read is a PDPTE: a directory that is the PDPT page itself (a
+ * PDPTE pointing back at CR3's page) reads its entries from memory. */
+static uint64_t program_entry(struct ref_engine *e, int depth, gpa_t gpa, bool *backed,
+			      bool *from_memory)
 {
-	*from_memory = !is_pdpte_register(e, gpa);
+	*from_memory = depth > 0 || !is_pdpte_register(e, gpa);
 	if (*from_memory)
 		return memory_entry(e, gpa, backed);
 	*backed = true;
@@ -452,7 +455,7 @@ static uint64_t serve_entry(struct ref_engine *e, gpa_t gpa)
 
 	if (depth < 0)
 		return untraced_entry(e, gpa);
-	value = program_entry(e, gpa, &backed, &from_memory);
+	value = program_entry(e, depth, gpa, &backed, &from_memory);
 	trace_entry(e, depth, gpa, value, backed, from_memory);
 	return value;
 }

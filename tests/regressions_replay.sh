@@ -8,7 +8,7 @@ fail=0 count=0
 for f in "$dir"/*.sfp; do
   [ -f "$f" ] || continue
   count=$((count + 1))
-  model=$(sed -n 's/^# model: //p' "$f" | head -n 1)
+  model=$(sed -n 's/^# model: \(--.*\)/\1/p' "$f" | head -n 1)
   [ -n "$model" ] || { echo "regressions_replay: $f has no '# model:' header" >&2; fail=1; continue; }
   clean=$(echo "$model" | sed 's/--bug [A-Za-z0-9]*//g')
   if [ "$clean" != "$model" ]; then
