@@ -713,6 +713,7 @@ int make_mmu_pages_available(struct kvm_vcpu *vcpu)
 	       prepare_zap_oldest_mmu_page(kvm, &invalid_list))
 		kvm->mmu->stat_mmu_recycled++;
 	kvm_mmu_commit_zap_page(kvm, &invalid_list);
+	trace_make_mmu_pages_available(kvm, kvm_mmu_available_pages(kvm), !kvm_mmu_available_pages(kvm));
 	if (kvm_mmu_available_pages(kvm))
 		return 0;
 	kvm->mmu->stat_enospc++;
@@ -734,6 +735,8 @@ static void kvm_mmu_change_mmu_pages(struct kvm *kvm, unsigned long goal_nr_mmu_
 		kvm_mmu_commit_zap_page(kvm, &invalid_list);
 		goal_nr_mmu_pages = arch->n_used_mmu_pages;
 	}
+	if (arch->n_max_mmu_pages != goal_nr_mmu_pages)
+		trace_kvm_mmu_change_mmu_pages(kvm, goal_nr_mmu_pages);
 	arch->n_max_mmu_pages = goal_nr_mmu_pages;
 }
 
