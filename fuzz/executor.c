@@ -1795,6 +1795,8 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 		ex->log->shut_down = ex->shut_down;
 		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
 	}
+	ex->stats.mmu_recycled += ex->kvm->mmu->stat_mmu_recycled;
+	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
 	if (compare_all_memory(ex, &cmp))
