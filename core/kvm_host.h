@@ -179,6 +179,10 @@ struct kvm *kvm_create(const struct kvm_config *cfg, struct host_memory *host);
 void kvm_destroy(struct kvm *kvm);
 int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg);
 
+/* KVM_SET_NR_MMU_PAGES (kvm_vm_ioctl_set_nr_mmu_pages): 0, or -EINVAL below
+ * KVM_MIN_ALLOC_MMU_PAGES. */
+int kvm_vm_ioctl_set_nr_mmu_pages(struct kvm *kvm, unsigned long nr_mmu_pages);
+
 static inline struct kvm_memslots *kvm_vcpu_memslots(struct kvm_vcpu *vcpu)
 {
 	return vcpu->kvm->memslots[vcpu->arch.smm ? 1 : 0];

@@ -163,7 +163,7 @@ static struct kvm_mmu_page *kvm_mmu_alloc_page(struct kvm *kvm, bool direct)
 	if (!direct)
 		memset(gfns, 0, SPTES_PER_PAGE * sizeof(*gfns));
 	TAILQ_INSERT_HEAD(&arch->active_mmu_pages, sp, link);
-	arch->n_used_mmu_pages++;
+	arch->n_used_mmu_pages++; /* kvm_mod_used_mmu_pages */
 	return sp;
 }
 
@@ -173,7 +173,6 @@ static void kvm_mmu_free_page(struct kvm *kvm, struct kvm_mmu_page *sp)
 	if (sp->on_hash)
 		LIST_REMOVE(sp, hash_link);
 	sp->on_hash = false;
-	kvm->mmu->n_used_mmu_pages--;
 	TAILQ_INSERT_TAIL(&kvm->mmu->free_pages, sp, link);
 }
 
@@ -232,10 +231,12 @@ void kvm_mmu_reset_vm(struct kvm *kvm)
 	pte_list_cache_reset(&arch->pte_cache);
 	spte_params_init(&arch->spte, &kvm->config);
 	arch->n_used_mmu_pages = 0;
+	arch->n_max_mmu_pages = arch->n_requested_mmu_pages = 0;
 	arch->indirect_shadow_pages = 0;
 	arch->mmu_valid_gen = 0;
 	arch->stat_pf_fixed = arch->stat_pf_emulate = 0;
 	arch->stat_pages_zapped = arch->stat_remote_flushes = 0;
+	arch->stat_mmu_recycled = arch->stat_enospc = 0;
 	memset(&kvm->error, 0, sizeof(kvm->error));
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		init_vcpu_mmu(kvm, &kvm->vcpus[i]);
@@ -624,10 +625,14 @@ static void kvm_mmu_unlink_parents(struct kvm *kvm, struct kvm_mmu_page *sp)
 		drop_parent_pte(kvm, sp, sptep);
 }
 
-/* kvm_mmu_prepare_zap_page (without unsync children: issue 4). Returns pages zapped. */
+/* kvm_mmu_prepare_zap_page (without unsync children: issue 4). Returns the pages put on
+ * invalid_list: a root in use stays on active_mmu_pages, still counted in n_used_mmu_pages,
+ * and counts 0 (v4.20..v5.4). */
 static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 				    struct kvm_mmu_page_list *invalid_list)
 {
+	int zapped = 0;
+
 	trace_kvm_mmu_prepare_zap_page(kvm, sp);
 	kvm_mmu_page_unlink_children(kvm, sp);
 	kvm_mmu_unlink_parents(kvm, sp);
@@ -637,8 +642,10 @@ static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 	sp->unsync = false;
 	kvm->mmu->stat_pages_zapped++;
 	if (!sp->root_count) {
+		zapped = 1;
 		TAILQ_REMOVE(&kvm->mmu->active_mmu_pages, sp, link);
 		TAILQ_INSERT_HEAD(invalid_list, sp, link);
+		kvm->mmu->n_used_mmu_pages--; /* kvm_mod_used_mmu_pages */
 	} else {
 		TAILQ_REMOVE(&kvm->mmu->active_mmu_pages, sp, link);
 		TAILQ_INSERT_HEAD(&kvm->mmu->active_mmu_pages, sp, link);
@@ -647,7 +654,7 @@ static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 			kvm_reload_remote_mmus(kvm);
 	}
 	sp->role.invalid = 1;
-	return 1;
+	return zapped;
 }
 
 /* kvm_mmu_commit_zap_page: flush every TLB before the pages can be reused. */
@@ -664,6 +671,95 @@ static void kvm_mmu_commit_zap_page(struct kvm *kvm, struct kvm_mmu_page_list *i
 		TAILQ_INSERT_HEAD(&kvm->mmu->active_mmu_pages, sp, link);
 		kvm_mmu_free_page(kvm, sp);
 	}
+}
+
+/* ---- the page budget (spec §6.5) ---- */
+
+#define KVM_PERMILLE_MMU_PAGES 20
+#define KVM_MIN_ALLOC_MMU_PAGES 64
+#define KVM_MIN_FREE_MMU_PAGES 5
+#define KVM_REFILL_PAGES 25
+
+/* prepare_zap_oldest_mmu_page (v4.20..v5.4): the tail page, whatever it is. A root in use
+ * zaps to nothing (it moves to the head), which ends the caller's loop; skipping roots
+ * came with kvm_mmu_zap_oldest_mmu_pages in v5.10. */
+static bool prepare_zap_oldest_mmu_page(struct kvm *kvm, struct kvm_mmu_page_list *invalid_list)
+{
+	struct kvm_mmu_page *sp = TAILQ_LAST(&kvm->mmu->active_mmu_pages, kvm_mmu_page_list);
+
+	return sp && kvm_mmu_prepare_zap_page(kvm, sp, invalid_list);
+}
+
+static unsigned long kvm_mmu_available_pages(const struct kvm *kvm)
+{
+	const struct kvm_arch_mmu *arch = kvm->mmu;
+
+	return arch->n_max_mmu_pages > arch->n_used_mmu_pages ?
+	       arch->n_max_mmu_pages - arch->n_used_mmu_pages : 0;
+}
+
+/* make_mmu_pages_available: below KVM_MIN_FREE_MMU_PAGES free, zap the oldest pages up to
+ * KVM_REFILL_PAGES free; the commit flushes every TLB. Pages may still be allocated past
+ * n_max_mmu_pages: only an empty budget fails. */
+int make_mmu_pages_available(struct kvm_vcpu *vcpu)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct kvm_mmu_page_list invalid_list;
+
+	if (kvm_mmu_available_pages(kvm) >= KVM_MIN_FREE_MMU_PAGES)
+		return 0;
+	TAILQ_INIT(&invalid_list);
+	while (kvm_mmu_available_pages(kvm) < KVM_REFILL_PAGES &&
+	       prepare_zap_oldest_mmu_page(kvm, &invalid_list))
+		kvm->mmu->stat_mmu_recycled++;
+	kvm_mmu_commit_zap_page(kvm, &invalid_list);
+	trace_make_mmu_pages_available(kvm, kvm_mmu_available_pages(kvm), !kvm_mmu_available_pages(kvm));
+	if (kvm_mmu_available_pages(kvm))
+		return 0;
+	kvm->mmu->stat_enospc++;
+	return -ENOSPC;
+}
+
+/* kvm_mmu_change_mmu_pages: zap the oldest pages down to the goal; when a root in use stops
+ * that, the budget becomes what is left. */
+static void kvm_mmu_change_mmu_pages(struct kvm *kvm, unsigned long goal_nr_mmu_pages)
+{
+	struct kvm_arch_mmu *arch = kvm->mmu;
+	struct kvm_mmu_page_list invalid_list;
+
+	if (arch->n_used_mmu_pages > goal_nr_mmu_pages) {
+		TAILQ_INIT(&invalid_list);
+		while (arch->n_used_mmu_pages > goal_nr_mmu_pages &&
+		       prepare_zap_oldest_mmu_page(kvm, &invalid_list))
+			;
+		kvm_mmu_commit_zap_page(kvm, &invalid_list);
+		goal_nr_mmu_pages = arch->n_used_mmu_pages;
+	}
+	if (arch->n_max_mmu_pages != goal_nr_mmu_pages)
+		trace_kvm_mmu_change_mmu_pages(kvm, goal_nr_mmu_pages);
+	arch->n_max_mmu_pages = goal_nr_mmu_pages;
+}
+
+/* kvm_mmu_calculate_default_mmu_pages (v5.1; kvm_mmu_calculate_mmu_pages in v4.20): 20 per
+ * mille of the pages of every slot of both address spaces, at least 64. */
+static unsigned long kvm_mmu_calculate_default_mmu_pages(struct kvm *kvm)
+{
+	unsigned long nr_pages = 0, nr_mmu_pages;
+
+	for (int as = 0; as < KVM_ADDRESS_SPACE_NUM; as++)
+		for (int i = 0; i < kvm->memslots[as]->used_slots; i++)
+			nr_pages += kvm->memslots[as]->memslots[i].npages;
+	nr_mmu_pages = nr_pages * KVM_PERMILLE_MMU_PAGES / 1000;
+	return nr_mmu_pages > KVM_MIN_ALLOC_MMU_PAGES ? nr_mmu_pages : KVM_MIN_ALLOC_MMU_PAGES;
+}
+
+int kvm_vm_ioctl_set_nr_mmu_pages(struct kvm *kvm, unsigned long nr_mmu_pages)
+{
+	if (nr_mmu_pages < KVM_MIN_ALLOC_MMU_PAGES)
+		return -EINVAL;
+	kvm_mmu_change_mmu_pages(kvm, nr_mmu_pages);
+	kvm->mmu->n_requested_mmu_pages = nr_mmu_pages;
+	return 0;
 }
 
 static void kvm_mmu_flush_or_zap(struct kvm *kvm, struct kvm_vcpu *vcpu,
@@ -877,13 +973,16 @@ static void kvm_mmu_slot_apply_flags(struct kvm *kvm, struct kvm_memory_slot *sl
 		kvm_mmu_slot_remove_write_access(kvm, slot);
 }
 
-/* kvm_arch_commit_memory_region (v4.20..v5.3): when logging stops (FLAGS_ONLY or MOVE), 4K
- * sptes that could be large again are zapped; then the new flags apply. */
+/* kvm_arch_commit_memory_region (v4.20..v5.3): the default budget follows the memslots
+ * unless userspace set one; when logging stops (FLAGS_ONLY or MOVE), 4K sptes that could be
+ * large again are zapped; then the new flags apply. */
 static void kvm_arch_commit_memory_region(struct kvm *kvm, const struct kvm_memory_slot *old,
 					  const struct kvm_memory_slot *new, enum kvm_mr_change change)
 {
 	struct kvm_memory_slot *slot = (struct kvm_memory_slot *)new;
 
+	if (!kvm->mmu->n_requested_mmu_pages)
+		kvm_mmu_change_mmu_pages(kvm, kvm_mmu_calculate_default_mmu_pages(kvm));
 	if (change == KVM_MR_DELETE)
 		return;
 	if ((old->flags & KVM_MEM_LOG_DIRTY_PAGES) && !(new->flags & KVM_MEM_LOG_DIRTY_PAGES))
@@ -1172,10 +1271,15 @@ static bool mmu_check_root(struct kvm_vcpu *vcpu, gfn_t root_gfn)
 	return true;
 }
 
+/* One root page; INVALID_PAGE when the budget is empty (make_mmu_pages_available before
+ * each root, as mmu_alloc_direct_roots / mmu_alloc_shadow_roots do in v4.20..v5.4). */
 static hpa_t root_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t gaddr, int level, bool direct)
 {
-	struct kvm_mmu_page *sp = kvm_mmu_get_page(vcpu, gfn, gaddr, level, direct, ACC_ALL);
+	struct kvm_mmu_page *sp;
 
+	if (make_mmu_pages_available(vcpu) < 0)
+		return INVALID_PAGE;
+	sp = kvm_mmu_get_page(vcpu, gfn, gaddr, level, direct, ACC_ALL);
 	if (!sp)
 		return INVALID_PAGE;
 	sp->root_count++;
@@ -1192,7 +1296,7 @@ static int mmu_alloc_direct_roots(struct kvm_vcpu *vcpu)
 				       PT32_ROOT_LEVEL, true);
 
 		if (!VALID_PAGE(root))
-			return -ENOMEM;
+			return -ENOSPC;
 		mmu->pae_root[i] = root | PT_PRESENT_MASK;
 	}
 	mmu->root_hpa = mmu->pae_root_hpa;
@@ -1210,7 +1314,7 @@ static int mmu_alloc_shadow_roots(struct kvm_vcpu *vcpu)
 	if (mmu->root_level >= PT64_ROOT_4LEVEL) {
 		mmu->root_hpa = root_page(vcpu, root_gfn, 0, mmu->shadow_root_level, false);
 		if (!VALID_PAGE(mmu->root_hpa))
-			return -ENOMEM;
+			return -ENOSPC;
 		mmu->root_cr3 = cr3;
 		return 0;
 	}
@@ -1232,7 +1336,7 @@ static int mmu_alloc_shadow_roots(struct kvm_vcpu *vcpu)
 		}
 		root = root_page(vcpu, root_gfn, (gva_t)i << 30, PT32_ROOT_LEVEL, false);
 		if (!VALID_PAGE(root))
-			return -ENOMEM;
+			return -ENOSPC;
 		mmu->pae_root[i] = root | PT_PRESENT_MASK;
 	}
 	mmu->root_hpa = mmu->pae_root_hpa;
@@ -1761,6 +1865,9 @@ static int nonpaging_page_fault(struct kvm_vcpu *vcpu, gva_t gva, uint32_t error
 	pfn = kvm_vcpu_gfn_to_pfn(vcpu, gfn, write, &map_writable);
 	if (handle_abnormal_pfn(vcpu, gva, gfn, pfn, ACC_ALL, &r))
 		return r;
+	/* nonpaging_map: no page left, the fault is retried (v4.20..v5.4). */
+	if (make_mmu_pages_available(vcpu) < 0)
+		return RET_PF_RETRY;
 	return __direct_map(vcpu, write, map_writable, level, gfn, pfn);
 }
 

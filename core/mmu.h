@@ -70,6 +70,9 @@ struct kvm_arch_mmu {
 	struct kvm_mmu_page_list active_mmu_pages;
 	struct kvm_mmu_page_hash_head mmu_page_hash[KVM_NUM_MMU_PAGES];
 	unsigned long n_used_mmu_pages;
+	/* The page budget (spec §6.5): n_max_mmu_pages, and the KVM_SET_NR_MMU_PAGES value
+	 * (0: none, the default follows the memslots). */
+	unsigned long n_max_mmu_pages, n_requested_mmu_pages;
 	unsigned indirect_shadow_pages;
 	uint64_t mmu_valid_gen; /* K420, K53: fast invalidate */
 	struct pte_list_cache pte_cache;
@@ -85,6 +88,7 @@ struct kvm_arch_mmu {
 	struct kvm_lpage_info scratch_lpage;
 	/* Statistics the harness prints. */
 	uint64_t stat_pf_fixed, stat_pf_emulate, stat_pages_zapped, stat_remote_flushes;
+	uint64_t stat_mmu_recycled, stat_enospc;
 };
 
 enum {
@@ -110,6 +114,9 @@ bool is_obsolete_sp(const struct kvm *kvm, const struct kvm_mmu_page *sp);
 void kvm_flush_remote_tlbs(struct kvm *kvm);
 /* Record a model crash (where KVM would BUG or dereference NULL); the run reports it. */
 void kvm_model_error(struct kvm *kvm, const char *fmt, ...);
+
+/* make_mmu_pages_available: 0, or -ENOSPC when no page is left after zapping the oldest. */
+int make_mmu_pages_available(struct kvm_vcpu *vcpu);
 
 /* Roots and context. */
 void kvm_mmu_reset_context(struct kvm_vcpu *vcpu);

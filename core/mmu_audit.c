@@ -307,10 +307,24 @@ static bool audit_accounting(struct audit *a)
 	return true;
 }
 
+/* n_used_mmu_pages counts the pages on active_mmu_pages (kvm_mod_used_mmu_pages). */
+static bool audit_budget(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+	unsigned long n = 0;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		n++;
+	if (n != a->kvm->mmu->n_used_mmu_pages)
+		return violation(a, "n_used_mmu_pages is %lu, %lu pages are active",
+				 a->kvm->mmu->n_used_mmu_pages, n);
+	return true;
+}
+
 bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
 {
 	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
 
 	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
-	       audit_accounting(&a);
+	       audit_accounting(&a) && audit_budget(&a);
 }

@@ -23,6 +23,8 @@ const char *kvm_mmu_event_name(enum kvm_mmu_event event)
 		[KVM_EV_MMIO] = "kvm_mmio",
 		[KVM_EV_INVALIDATE_MMIO_SPTES] = "kvm_mmu_invalidate_mmio_sptes",
 		[KVM_EV_INSTALL_NEW_MEMSLOTS] = "install_new_memslots",
+		[KVM_EV_MAKE_MMU_PAGES_AVAILABLE] = "make_mmu_pages_available",
+		[KVM_EV_CHANGE_MMU_PAGES] = "kvm_mmu_change_mmu_pages",
 	};
 
 	return (unsigned)event < KVM_EV_COUNT ? names[event] : "unknown";

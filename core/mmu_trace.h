@@ -31,6 +31,9 @@ enum kvm_mmu_event {
 	KVM_EV_MMIO,                   /* kvm_mmio: addr = gpa, write */
 	KVM_EV_INVALIDATE_MMIO_SPTES,  /* kvm_mmu_invalidate_mmio_sptes: as_id, gen (a wrap) */
 	KVM_EV_INSTALL_NEW_MEMSLOTS,   /* install_new_memslots: as_id, gen, value = installs */
+	KVM_EV_MAKE_MMU_PAGES_AVAILABLE, /* make_mmu_pages_available zapped: value = pages free
+					  * after, level = 1 for -ENOSPC (no tracepoint in KVM) */
+	KVM_EV_CHANGE_MMU_PAGES,       /* kvm_mmu_change_mmu_pages: value = n_max_mmu_pages */
 	KVM_EV_COUNT
 };
 
@@ -113,6 +116,20 @@ static inline void trace_kvm_mmu_prepare_zap_page(struct kvm *kvm, const struct 
 {
 	if (kvm->trace_fn)
 		trace_kvm_mmu_page(kvm, KVM_EV_PREPARE_ZAP_PAGE, sp, false);
+}
+
+static inline void trace_make_mmu_pages_available(struct kvm *kvm, uint64_t available, bool enospc)
+{
+	if (kvm->trace_fn)
+		kvm_mmu_trace(kvm, &(struct kvm_mmu_trace_event){
+			.event = KVM_EV_MAKE_MMU_PAGES_AVAILABLE, .value = available, .level = enospc });
+}
+
+static inline void trace_kvm_mmu_change_mmu_pages(struct kvm *kvm, uint64_t n_max_mmu_pages)
+{
+	if (kvm->trace_fn)
+		kvm_mmu_trace(kvm, &(struct kvm_mmu_trace_event){
+			.event = KVM_EV_CHANGE_MMU_PAGES, .value = n_max_mmu_pages });
 }
 
 static inline void trace_kvm_mmu_zap_all_fast(struct kvm *kvm, uint64_t mmu_valid_gen)

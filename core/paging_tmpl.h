@@ -394,6 +394,9 @@ static int FNAME(page_fault)(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_c
 		if (vcpu->arch.cr4 & X86_CR4_SMEP)
 			walker.pte_access &= ~ACC_EXEC_MASK;
 	}
+	/* No page left: the guest retries the access (FNAME(page_fault), v4.20..v5.4). */
+	if (make_mmu_pages_available(vcpu) < 0)
+		return RET_PF_RETRY;
 	vcpu->kvm->mmu->stat_pf_fixed++;
 	return FNAME(fetch)(vcpu, addr, &walker, write_fault, level, pfn, map_writable);
 }

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <string.h>
 
 #include "mmu.h"
@@ -8,8 +9,8 @@ static uint64_t level_size(int level)
 	return PAGE_SIZE << (9 * (level - 1));
 }
 
-/* vcpu_enter_guest: the requests in KVM's order, then kvm_mmu_reload. */
-bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
+/* One KVM_RUN up to guest entry: requests in KVM's order, then kvm_mmu_reload. */
+static int vcpu_enter_guest_once(struct kvm_vcpu *vcpu)
 {
 	if (vcpu->requests & KVM_REQ_MMU_RELOAD)
 		kvm_mmu_unload(vcpu);
@@ -21,9 +22,23 @@ bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 		vcpu->tlb.n = 0;
 	}
 	vcpu->requests &= ~KVM_REQ_TLB_FLUSH;
-	if (!(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !VALID_PAGE(vcpu->mmu.root_hpa) &&
-	    kvm_mmu_load(vcpu) < 0)
-		kvm_model_error(vcpu->kvm, "kvm_mmu_load failed");
+	if (!(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !VALID_PAGE(vcpu->mmu.root_hpa))
+		return kvm_mmu_load(vcpu);
+	return 0;
+}
+
+/* vcpu_enter_guest: the requests in KVM's order, then kvm_mmu_reload. A failed load
+ * (-ENOSPC) fails KVM_RUN; the harness's VMM runs the vCPU again, which helps only if the
+ * failed zap requested a reload (the root it hit is then freed). */
+bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
+{
+	int r;
+
+	do {
+		r = vcpu_enter_guest_once(vcpu);
+	} while (r == -ENOSPC && (vcpu->requests & KVM_REQ_MMU_RELOAD));
+	if (r < 0)
+		kvm_model_error(vcpu->kvm, "kvm_mmu_load failed (%d)", r);
 	return !(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !vcpu->kvm->error.set;
 }
 

@@ -804,6 +804,18 @@ static int expected_dirty_log_ret(const struct slot_record *rec)
 /* KVM_GET_DIRTY_LOG: KVM's bitmap may hold pages the guest never wrote (it marks a page
  * when it makes its spte writable, e.g. for a read of a dirty gpte), but never miss one
  * the guest wrote since the last get. */
+/* KVM_SET_NR_MMU_PAGES runs on the model alone: the reference has no shadow pages, and
+ * the zaps a smaller budget causes are invisible to the guest (every later access is
+ * still checked). */
+static void op_mmu_pages(struct executor *ex, const struct op *op)
+{
+	uint64_t start = now_ns();
+
+	if (kvm_vm_ioctl_set_nr_mmu_pages(ex->kvm, op->mmu_pages.count))
+		ex->stats.mmu_pages_errors++;
+	ex->stats.model_ns += now_ns() - start;
+}
+
 static int op_dirty_log(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct slot_record *rec = slot_record(ex, op->memslot.as_id, op->memslot.id);
@@ -1685,6 +1697,9 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		return op_smm(ex, index, op, div);
 	case OP_DIRTY_LOG:
 		return op_dirty_log(ex, index, op, div);
+	case OP_MMU_PAGES:
+		op_mmu_pages(ex, op);
+		return 0;
 	default:
 		return fail(ex, "op %u: unknown kind %u", index, op->kind);
 	}
@@ -1780,6 +1795,8 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 		ex->log->shut_down = ex->shut_down;
 		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
 	}
+	ex->stats.mmu_recycled += ex->kvm->mmu->stat_mmu_recycled;
+	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
 	if (compare_all_memory(ex, &cmp))

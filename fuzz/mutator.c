@@ -468,7 +468,23 @@ static bool mutate_access(struct rng *r, struct program *prog)
 static bool is_state_op(const struct op *op)
 {
 	return op->kind == OP_CONTROL || op->kind == OP_MODE || op->kind == OP_CR3 ||
-	       op->kind == OP_PKRU || op->kind == OP_SMM;
+	       op->kind == OP_PKRU || op->kind == OP_SMM || op->kind == OP_MMU_PAGES;
+}
+
+/* A page budget near KVM_MIN_ALLOC_MMU_PAGES (64), where zaps hit roots, or one page
+ * below it (-EINVAL), or a step from the old one. */
+static uint32_t mmu_pages_count(struct rng *r, uint32_t old)
+{
+	switch (rng_below(r, 4)) {
+	case 0:
+		return 64 + rng_below(r, 16);
+	case 1:
+		return 63;
+	case 2:
+		return old + 1 + rng_below(r, 8);
+	default:
+		return old > 64 ? old - 1 - rng_below(r, old - 64 < 8 ? old - 64 : 8) : 64;
+	}
 }
 
 static void tweak_control(struct rng *r, struct op *op)
@@ -506,6 +522,9 @@ static bool mutate_control(struct rng *r, struct program *prog)
 		break;
 	case OP_PKRU:
 		op->pkru.value ^= 1u << PICK(r, pkru_bits);
+		break;
+	case OP_MMU_PAGES:
+		op->mmu_pages.count = mmu_pages_count(r, op->mmu_pages.count);
 		break;
 	default:
 		op->smm.enter ^= 1;

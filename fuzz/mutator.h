@@ -20,7 +20,7 @@ enum program_mutation {
 	PM_MEMSLOT,     /* a slot's gpa/size by a page or large page, flags, id, host page */
 	PM_GEN_JUMP,    /* a generation jump near the 2^18/2^19/2^20 wraps */
 	PM_ACCESS,      /* access kind and CPL */
-	PM_CONTROL,     /* control bits, mode, CR3 table, PKRU, SMM */
+	PM_CONTROL,     /* control bits, mode, CR3 table, PKRU, SMM, page budget */
 	PM_ALIAS,       /* a second entry to a table a pte links, with fewer rights, and an
 			 * access through it: two guest paths to one table (B13's shape) */
 	PM_BYTES,       /* a byte-level change of the encoding: the fallback */

@@ -43,6 +43,7 @@ enum op_kind {
 	OP_GEN_JUMP,      /* generation as=0 jump=524288: that many flag-neutral memslot updates */
 	OP_SMM,           /* smm enter|leave: the vCPU's memslots become address space 1|0 */
 	OP_DIRTY_LOG,     /* dirty_log as=0 slot=1: KVM_GET_DIRTY_LOG (uses memslot.as_id, id) */
+	OP_MMU_PAGES,     /* mmu_pages 64: KVM_SET_NR_MMU_PAGES */
 	OP_KIND_COUNT
 };
 
@@ -115,6 +116,9 @@ struct op {
 		struct {
 			uint8_t enter; /* 1 enter SMM, 0 leave it */
 		} smm;
+		struct {
+			uint32_t count; /* any value: below 64 is KVM's -EINVAL path */
+		} mmu_pages;
 	};
 };
 

@@ -912,6 +912,34 @@ static bool dirty_log_encode(const struct op *op, const struct decode_ctx *ctx, 
 	return true;
 }
 
+/* MMU_PAGES [count - 56:1]: budgets near KVM_MIN_ALLOC_MMU_PAGES (64), a few below it */
+#define MMU_PAGES_BIAS 56
+
+static void mmu_pages_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->mmu_pages.count = MMU_PAGES_BIAS + r[0];
+}
+
+static bool mmu_pages_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	if (op->mmu_pages.count < MMU_PAGES_BIAS || op->mmu_pages.count > MMU_PAGES_BIAS + 0xff)
+		return false;
+	r[0] = (uint8_t)(op->mmu_pages.count - MMU_PAGES_BIAS);
+	return true;
+}
+
+/* MMU_PAGES raw [count:4] */
+static void mmu_pages_raw_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->mmu_pages.count = (uint32_t)take(&r, 4);
+}
+
+static bool mmu_pages_raw_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	put(&r, op->mmu_pages.count, 4);
+	return true;
+}
+
 /* ---- the opcode table ---- */
 
 struct record_format {
@@ -942,7 +970,9 @@ static const struct record_format formats[] = {
 	{ OP_PTE, 8, 11, pte_raw_decode, pte_raw_encode },                        /* 125-132 */
 	{ OP_MAP, 44, 8, map_decode, map_encode },                                /* 133-176 */
 	{ OP_MAP, 6, 25, map_raw_decode, map_raw_encode },                        /* 177-182 */
-	{ OP_ACCESS, 51, 5, access_decode, access_encode },                       /* 183-233 */
+	{ OP_ACCESS, 49, 5, access_decode, access_encode },                       /* 183-231 */
+	{ OP_MMU_PAGES, 1, 1, mmu_pages_decode, mmu_pages_encode },               /* 232 */
+	{ OP_MMU_PAGES, 1, 4, mmu_pages_raw_decode, mmu_pages_raw_encode },       /* 233 */
 	{ OP_ACCESS, 4, 9, access_raw_decode, access_raw_encode },                /* 234-237 */
 	{ OP_INVLPG, 8, 4, invlpg_decode, invlpg_encode },                        /* 238-245 */
 	{ OP_INVLPG, 2, 8, invlpg_raw_decode, invlpg_raw_encode },                /* 246-247 */
@@ -1028,6 +1058,8 @@ bool op_equal(const struct op *a, const struct op *b)
 		return a->smm.enter == b->smm.enter;
 	case OP_DIRTY_LOG:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id;
+	case OP_MMU_PAGES:
+		return a->mmu_pages.count == b->mmu_pages.count;
 	default:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
 		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&

@@ -20,6 +20,7 @@ static const char *const mode_names[PAGING_MODE_COUNT] = {
 static const char *const kind_names[OP_KIND_COUNT] = {
 	"mode", "control", "pkru", "cr3", "memslot_set", "memslot_delete", "memslot_move",
 	"memslot_flags", "pte", "map", "access", "invlpg", "gen_jump", "smm", "dirty_log",
+	"mmu_pages",
 };
 
 /* OP_CONTROL keywords in bit order. */
@@ -210,6 +211,9 @@ static void emit_op(struct text_out *o, const struct op *op, enum paging_mode mo
 		break;
 	case OP_SMM:
 		emit(o, "smm %s", smm_name(op->smm.enter));
+		break;
+	case OP_MMU_PAGES:
+		emit(o, "mmu_pages %u", op->mmu_pages.count);
 		break;
 	case OP_DIRTY_LOG:
 		emit(o, "dirty_log ");
@@ -769,6 +773,18 @@ static int parse_gen_jump(const struct parser *p, const struct token *toks, int 
 	return 0;
 }
 
+static int parse_mmu_pages(const struct parser *p, const struct token *toks, int n,
+			   struct op *op)
+{
+	uint64_t v;
+
+	if (expect_count(p, toks, n, 2, "mmu_pages COUNT") ||
+	    parse_number(p, toks[1], "mmu_pages", UINT32_MAX, &v))
+		return -1;
+	op->mmu_pages.count = (uint32_t)v;
+	return 0;
+}
+
 static int parse_smm(const struct parser *p, const struct token *toks, int n, struct op *op)
 {
 	int enter;
@@ -879,6 +895,7 @@ static int check_op(const struct parser *p, const struct op *op)
 	case OP_GEN_JUMP:
 	case OP_SMM:
 	case OP_DIRTY_LOG:
+	case OP_MMU_PAGES:
 		return 0;
 	default:
 		return check_memslot(p, op);
@@ -908,6 +925,7 @@ static const struct {
 	{ "generation", OP_GEN_JUMP, parse_gen_jump },
 	{ "smm", OP_SMM, parse_smm },
 	{ "dirty_log", OP_DIRTY_LOG, parse_dirty_log },
+	{ "mmu_pages", OP_MMU_PAGES, parse_mmu_pages },
 };
 
 static int parse_op(const struct parser *p, const struct token *toks, int n, struct op *op)

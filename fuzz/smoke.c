@@ -86,6 +86,10 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       "%llu physmap fallbacks\n",
 	       (unsigned long long)st->translations_checked, (unsigned long long)st->shutdowns,
 	       (unsigned long long)st->pke_ignored, (unsigned long long)st->physmap_fallbacks);
+	printf("  %llu shadow pages recycled by the page budget, %llu times none was left, "
+	       "%llu KVM_SET_NR_MMU_PAGES rejected\n",
+	       (unsigned long long)st->mmu_recycled, (unsigned long long)st->mmu_enospc,
+	       (unsigned long long)st->mmu_pages_errors);
 	printf("  %llu dirty logs checked, holding %llu written pages\n",
 	       (unsigned long long)st->dirty_logs_checked, (unsigned long long)st->dirty_pages_written);
 	for (int rule = 1; rule < RULE_COUNT; rule++)

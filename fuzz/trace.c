@@ -197,6 +197,9 @@ static const struct event_shape {
 	[KVM_EV_MMIO] = { .fields = F_ADDR | F_WRITE, .addr = "gpa" },
 	[KVM_EV_INVALIDATE_MMIO_SPTES] = { .fields = F_AS | F_GEN },
 	[KVM_EV_INSTALL_NEW_MEMSLOTS] = { .fields = F_AS | F_GEN | F_VALUE, .value = "installs" },
+	[KVM_EV_MAKE_MMU_PAGES_AVAILABLE] = { .fields = F_VALUE | F_LEVEL, .value = "available",
+					      .level = "enospc" },
+	[KVM_EV_CHANGE_MMU_PAGES] = { .fields = F_VALUE, .value = "n_max_mmu_pages" },
 };
 
 static void put_event(struct sink *s, const struct kvm_mmu_trace_event *ev, bool full)

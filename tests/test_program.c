@@ -33,6 +33,8 @@ enum {
 	OPC_MAP = 133,
 	OPC_MAP_RAW = 177,
 	OPC_ACCESS = 183,
+	OPC_MMU_PAGES = 232,
+	OPC_MMU_PAGES_RAW = 233,
 	OPC_ACCESS_RAW = 234,
 	OPC_INVLPG = 238,
 	OPC_INVLPG_RAW = 246,
@@ -201,6 +203,8 @@ static void check_program(const struct program *prog)
 		case OP_DIRTY_LOG:
 			assert_true(op->memslot.as_id <= 1 && op->memslot.id <= 1023);
 			assert_int_not_equal(op->memslot.id, 508);
+			break;
+		case OP_MMU_PAGES:
 			break;
 		default:
 			fail_msg("op %u has kind %u", i, op->kind);
@@ -456,6 +460,33 @@ static void test_decode_dirty_log(void **state)
 	free(p);
 }
 
+/* KVM_SET_NR_MMU_PAGES records: a byte above 56 (budgets near 64, a few -EINVAL), or a
+ * raw 32-bit count; both encode back byte for byte. */
+static void test_decode_mmu_pages(void **state)
+{
+	struct program *p = new_program();
+	const uint8_t bytes[] = {
+		OPC_MMU_PAGES, 0x08,                       /* 64 */
+		OPC_MMU_PAGES_RAW, 0xa0, 0x86, 0x01, 0x00, /* 100000 */
+		OPC_MMU_PAGES_RAW, 0x00, 0x00, 0x00, 0x00, /* 0: -EINVAL, raw only */
+		OPC_MMU_PAGES,                             /* missing byte reads as zero: 56 */
+	};
+	uint8_t buf[32];
+
+	program_decode(bytes, sizeof(bytes), p);
+	check_program(p);
+	assert_int_equal(p->n_ops, 4);
+	assert_int_equal(p->ops[0].kind, OP_MMU_PAGES);
+	assert_int_equal(p->ops[0].mmu_pages.count, 64);
+	assert_int_equal(p->ops[1].mmu_pages.count, 100000);
+	assert_int_equal(p->ops[2].mmu_pages.count, 0);
+	assert_int_equal(p->ops[3].mmu_pages.count, 56);
+	p->n_ops = 3;
+	assert_int_equal(program_encode(p, buf, sizeof(buf)), sizeof(bytes) - 1);
+	assert_memory_equal(buf, bytes, sizeof(bytes) - 1);
+	free(p);
+}
+
 /* The decoder follows the mode: index and value width of pte writes. */
 static void test_decode_tracks_mode(void **state)
 {
@@ -544,6 +575,7 @@ static void test_opcode_weights(void **state)
 	assert_true(count[OP_GEN_JUMP] >= 4 && count[OP_GEN_JUMP] <= 7);
 	assert_true(count[OP_SMM] >= 2 && count[OP_SMM] <= 4);
 	assert_true(count[OP_DIRTY_LOG] >= 1 && count[OP_DIRTY_LOG] <= 3);
+	assert_int_equal(count[OP_MMU_PAGES], 2);
 	free(p);
 }
 
@@ -866,7 +898,8 @@ static const char example_text[] =
 	"smm enter\n"
 	"smm leave\n"
 	"dirty_log as=1 slot=7\n"
-	"dirty_log slot=600\n";
+	"dirty_log slot=600\n"
+	"mmu_pages 64\n";
 
 static void test_parse_examples(void **state)
 {
@@ -875,7 +908,7 @@ static void test_parse_examples(void **state)
 
 	parse_ok(example_text, p);
 	check_program(p);
-	assert_int_equal(p->n_ops, 25);
+	assert_int_equal(p->n_ops, 26);
 	assert_int_equal(op[0].kind, OP_MODE);
 	assert_int_equal(op[0].mode.mode, PAGING_4LEVEL);
 	assert_int_equal(op[1].kind, OP_CONTROL);
@@ -947,6 +980,8 @@ static void test_parse_examples(void **state)
 	/* as= left out: address space 0; ids past the user slots reach the EINVAL path */
 	assert_int_equal(op[24].memslot.as_id, 0);
 	assert_int_equal(op[24].memslot.id, 600);
+	assert_int_equal(op[25].kind, OP_MMU_PAGES);
+	assert_int_equal(op[25].mmu_pages.count, 64);
 	free(p);
 }
 
@@ -992,6 +1027,7 @@ static void test_op_format(void **state)
 	struct op invlpg = { .kind = OP_INVLPG, .invlpg = { .gva = 0xffffffffffe00000ull } };
 	struct op smm = { .kind = OP_SMM, .smm = { .enter = 0 } };
 	struct op log = { .kind = OP_DIRTY_LOG, .memslot = { .as_id = 1, .id = 12 } };
+	struct op budget = { .kind = OP_MMU_PAGES, .mmu_pages = { .count = 4294967295u } };
 	char small[8], buf[128];
 	int n = op_format_in_mode(&map, PAGING_32, buf, sizeof(buf));
 
@@ -1011,6 +1047,9 @@ static void test_op_format(void **state)
 	op_format(&log, buf, sizeof(buf));
 	assert_string_equal(buf, "dirty_log as=1 slot=12");
 	assert_string_equal(op_kind_name(OP_DIRTY_LOG), "dirty_log");
+	op_format(&budget, buf, sizeof(buf));
+	assert_string_equal(buf, "mmu_pages 4294967295");
+	assert_string_equal(op_kind_name(OP_MMU_PAGES), "mmu_pages");
 	assert_string_equal(op_kind_name(OP_MEMSLOT_MOVE), "memslot_move");
 	assert_string_equal(op_kind_name(OP_INVLPG), "invlpg");
 	assert_string_equal(op_kind_name(OP_GEN_JUMP), "gen_jump");
@@ -1107,6 +1146,8 @@ static void test_parse_errors(void **state)
 		{ "dirty_log as=1", "t.txt:1: dirty_log needs slot=" },
 		{ "dirty_log slot=1 flags=log", "t.txt:1: unknown field 'flags' for dirty_log" },
 		{ "dirty_log slot=508", "t.txt:1: slot 508 is reserved for the harness's physmap" },
+		{ "mmu_pages", "t.txt:1: missing fields: expected 'mmu_pages COUNT'" },
+		{ "mmu_pages 0x100000000", "t.txt:1: mmu_pages 0x100000000 out of range (at most 0xffffffff)" },
 		{ "memslot flags slot=1 flags=log|dirty", "t.txt:1: unknown memslot flag 'dirty'" },
 		{ "memslot flags slot=1 flags=0x100000000", "t.txt:1: memslot flags 0x100000000 do not fit 32 bits" },
 		{ "memslot set slot=1 gpa=0x1000 size=0x1000 flags=0 hpage=4K",
@@ -1276,6 +1317,7 @@ int main(void)
 		cmocka_unit_test(test_opcode_weights),
 		cmocka_unit_test(test_decode_reaches_rare_paths),
 		cmocka_unit_test(test_decode_dirty_log),
+		cmocka_unit_test(test_decode_mmu_pages),
 		cmocka_unit_test(test_codec_round_trip),
 		cmocka_unit_test(test_encode_worst_case),
 		cmocka_unit_test(test_encode_respects_cap),
