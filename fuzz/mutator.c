@@ -672,6 +672,20 @@ static void add_access_variant(struct rng *r, struct op *accesses, unsigned *n, 
 	(*n)++;
 }
 
+/* Which path first builds a shared page decides what a role bug leaks, so the fan-out's
+ * accesses come in a random order (after the entries they need are written). */
+static void shuffle_accesses(struct rng *r, struct op *ops, unsigned n)
+{
+	for (unsigned i = n; i > 1; i--) {
+		unsigned j = rng_below(r, i);
+		struct op tmp;
+
+		tmp = ops[i - 1];
+		ops[i - 1] = ops[j];
+		ops[j] = tmp;
+	}
+}
+
 /* Shadow pages are shared by role: a table reached through two entries with different
  * rights must still give each path its own (KVM's B13 and B21 live here). After an
  * access, a second entry to a table its walk links is written beside the first with W,
@@ -687,7 +701,7 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	struct walk_step steps[5], *upper, *lower;
 	struct op ops[5];
 	int a = pick_op(r, prog, is_access_op), k;
-	unsigned n_steps, pick, n = 0, j, level;
+	unsigned n_steps, pick, n = 0, j, level, first_access;
 	uint64_t gva, below;
 
 	if (a < 0 || prog->n_ops + 5 > PROG_MAX_OPS)
@@ -711,7 +725,6 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	ops[n++] = (struct op){ .kind = OP_PTE,
 				.pte = { (uint8_t)upper->table, (uint16_t)j,
 					 upper->value ^ PICK(r, flipped) } };
-	add_access_variant(r, ops, &n, gva_with_index(gva, level, j), &prog->ops[a]);
 	k = other_present_entry(r, sim.entry[lower->table], lower->index);
 	if (k < 0 || rng_one_in(r, 2)) {
 		k = (int)((lower->index + 1 + rng_below(r, 511)) % 512);
@@ -719,9 +732,12 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 					.pte = { (uint8_t)lower->table, (uint16_t)k,
 						 lower->value ^ PICK(r, flipped) } };
 	}
+	first_access = n;
 	below = gva_with_index(gva, level - 1, (unsigned)k);
+	add_access_variant(r, ops, &n, gva_with_index(gva, level, j), &prog->ops[a]);
 	add_access_variant(r, ops, &n, below, &prog->ops[a]);
 	add_access_variant(r, ops, &n, gva_with_index(below, level, j), &prog->ops[a]);
+	shuffle_accesses(r, ops + first_access, n - first_access);
 	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
 }
 
