@@ -148,8 +148,7 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "never used get sptes, and the A bit the processor would set on first "
 			   "use stays clear",
 		.origin = "synthetic",
-		.caught_by = "translation check (not-accessed: a spte whose guest leaf has A=0) / "
-			     "guest memory comparison",
+		.caught_by = "translation check (not-accessed: a spte whose guest leaf has A=0)",
 	},
 	[KVM_BUG_S8_MMIO_ACCESS_UNMASKED] = {
 		.id = "S8",
