@@ -142,6 +142,14 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "access outcome (supervisor write to a read-only page succeeds)",
 	},
+	[KVM_BUG_S7_PREFETCH_IGNORES_ACCESSED] = {
+		.id = "S7",
+		.summary = "FNAME(prefetch_invalid_gpte) ignores the gpte's A bit: gptes the guest "
+			   "never used get sptes, and the A bit the processor would set on first "
+			   "use stays clear",
+		.origin = "synthetic",
+		.caught_by = "translation check (not-accessed: a spte whose guest leaf has A=0)",
+	},
 	[KVM_BUG_S8_MMIO_ACCESS_UNMASKED] = {
 		.id = "S8",
 		.summary = "mark_mmio_spte does not mask the access to W|U: X lands in bit 0, which "
@@ -173,6 +181,7 @@ void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile)
 	cfg->mmio_gen_bits = profile == KVM_PROFILE_4_20 ? 20 : 19;
 	cfg->maxphyaddr = DEFAULT_MAXPHYADDR;
 	cfg->host_phys_bits = 46;
+	cfg->prefetch = true;
 	cfg->bugs = 0;
 }
 

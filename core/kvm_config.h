@@ -32,6 +32,7 @@ enum kvm_bug_id {
 	KVM_BUG_S1_NO_LEVEL1_WRITE_PROTECT,
 	KVM_BUG_S2_NO_UNACCOUNT_SHADOWED,
 	KVM_BUG_S6_NO_CR0_WP_ROLE,
+	KVM_BUG_S7_PREFETCH_IGNORES_ACCESSED,
 	KVM_BUG_S8_MMIO_ACCESS_UNMASKED,
 	KVM_BUG_S9_NO_FLUSH_ON_COMMIT,
 	KVM_BUG_S11_GET_DIRTY_LOG_NO_REPROTECT,
@@ -55,6 +56,9 @@ struct kvm_config {
 	int mmio_gen_bits; /* width of the MMIO generation (K420: 20, K51+: 19) */
 	int maxphyaddr;    /* guest MAXPHYADDR (CPUID 0x80000008) */
 	int host_phys_bits;
+	/* PTE prefetch after a fault (spec §4.7; FNAME(pte_prefetch), direct_pte_prefetch).
+	 * On in every profile, as in KVM; off only to isolate it. */
+	bool prefetch;
 	uint64_t bugs; /* bit i set = enum kvm_bug_id i planted */
 };
 

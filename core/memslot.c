@@ -537,6 +537,25 @@ kvm_pfn_t __gfn_to_pfn_memslot(struct kvm *kvm, const struct kvm_memory_slot *sl
 	return pfn;
 }
 
+/* gfn_to_page_many_atomic (v5.1): gfn_to_hva_many asks for a writable hva, so READONLY
+ * slots fail; __get_user_pages_fast stops at the first page it cannot pin. */
+int gfn_to_page_many_atomic(struct kvm *kvm, const struct kvm_memory_slot *slot, gfn_t gfn,
+			    kvm_pfn_t *pfns, int nr_pages)
+{
+	int i;
+
+	if (!slot || (slot->flags & KVM_MEMSLOT_INVALID) || memslot_is_readonly(slot))
+		return -1;
+	if (slot->npages - (gfn - slot->base_gfn) < (uint64_t)nr_pages)
+		return 0;
+	for (i = 0; i < nr_pages; i++) {
+		pfns[i] = host_hva_to_pfn(kvm->host, __gfn_to_hva_memslot(slot, gfn + i));
+		if (pfns[i] == KVM_PFN_ERR_FAULT)
+			break;
+	}
+	return i;
+}
+
 /* ---- Lifetime ---- */
 
 static void kvm_free_memslots_metadata(struct kvm_memslots *slots)

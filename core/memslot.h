@@ -141,6 +141,12 @@ static inline bool is_error_pfn(kvm_pfn_t pfn) { return (pfn >> 63) != 0; }
 kvm_pfn_t __gfn_to_pfn_memslot(struct kvm *kvm, const struct kvm_memory_slot *slot, gfn_t gfn,
 			       bool write_fault, bool *writable);
 
+/* gfn_to_page_many_atomic as a pfn lookup: up to nr_pages frames from gfn on, for writing
+ * (pinned with write = 1). Fills pfns; returns how many leading pages are mapped, 0 if the
+ * run leaves the slot, -1 for an INVALID or READONLY slot. */
+int gfn_to_page_many_atomic(struct kvm *kvm, const struct kvm_memory_slot *slot, gfn_t gfn,
+			    kvm_pfn_t *pfns, int nr_pages);
+
 /* Large-page metadata (spec §1.5): counter for the level-sized frame containing gfn, or NULL
  * if the index is beyond the slot's arrays (only with bug B17). */
 struct kvm_lpage_info *lpage_info_slot(gfn_t gfn, const struct kvm_memory_slot *slot, int level);

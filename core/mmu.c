@@ -1744,6 +1744,86 @@ bool page_fault_handle_page_track(struct kvm_vcpu *vcpu, uint32_t error_code, gf
 	return kvm_page_track_is_active(vcpu, gfn);
 }
 
+/* ---- PTE prefetch (spec §4.7) ---- */
+
+/* gfn_to_memslot_dirty_bitmap: no slot for an INVALID slot, nor for a dirty-logged one
+ * when the prefetched spte would be writable (its write must fault to be logged). */
+static struct kvm_memory_slot *gfn_to_memslot_dirty_bitmap(struct kvm_vcpu *vcpu, gfn_t gfn,
+							   bool no_dirty_log)
+{
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu), gfn);
+
+	if (!slot || (slot->flags & KVM_MEMSLOT_INVALID) || (no_dirty_log && slot->dirty_bitmap))
+		return NULL;
+	return slot;
+}
+
+/* pte_prefetch_gfn_to_pfn: gfn_to_pfn_memslot_atomic asks for a writable page, so a
+ * READONLY slot (RO_FAULT) is an error like a missing slot: no MMIO sptes either. */
+kvm_pfn_t pte_prefetch_gfn_to_pfn(struct kvm_vcpu *vcpu, gfn_t gfn, bool no_dirty_log)
+{
+	struct kvm_memory_slot *slot = gfn_to_memslot_dirty_bitmap(vcpu, gfn, no_dirty_log);
+
+	if (!slot)
+		return KVM_PFN_ERR_FAULT;
+	return __gfn_to_pfn_memslot(vcpu->kvm, slot, gfn, true, NULL);
+}
+
+/* direct_pte_prefetch_many: map the contiguous gfns behind [start, end) speculatively
+ * with the page's access. -1 stops the caller's scan. */
+static int direct_pte_prefetch_many(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp,
+				    uint64_t *start, uint64_t *end)
+{
+	kvm_pfn_t pfns[PTE_PREFETCH_NUM];
+	unsigned access = sp->role.access;
+	gfn_t gfn = kvm_mmu_page_get_gfn(sp, (int)(start - sp->spt));
+	struct kvm_memory_slot *slot = gfn_to_memslot_dirty_bitmap(vcpu, gfn, access & ACC_WRITE_MASK);
+	int ret;
+
+	if (!slot)
+		return -1;
+	ret = gfn_to_page_many_atomic(vcpu->kvm, slot, gfn, pfns, (int)(end - start));
+	if (ret <= 0)
+		return -1;
+	for (int i = 0; i < ret; i++)
+		mmu_set_spte(vcpu, start + i, access, false, sp->role.level, gfn + i, pfns[i], true,
+			     true);
+	return 0;
+}
+
+/* __direct_pte_prefetch (v5.1): runs of non-present sptes in sptep's aligned group of
+ * PTE_PREFETCH_NUM, each closed by a present spte or sptep itself; a run still open at
+ * the end of the group is left alone, as in KVM. */
+void __direct_pte_prefetch(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *sptep)
+{
+	uint64_t *spte = sp->spt + ((sptep - sp->spt) & ~(PTE_PREFETCH_NUM - 1));
+	uint64_t *start = NULL;
+
+	for (int i = 0; i < PTE_PREFETCH_NUM; i++, spte++) {
+		if (present(vcpu->kvm, *spte) || spte == sptep) {
+			if (!start)
+				continue;
+			if (direct_pte_prefetch_many(vcpu, sp, start, spte) < 0)
+				break;
+			start = NULL;
+		} else if (!start) {
+			start = spte;
+		}
+	}
+}
+
+/* direct_pte_prefetch (v5.1): level-1 direct pages only. sp_ad_disabled never holds for
+ * shadow paging (shadow_accessed_mask is the A bit). */
+static void direct_pte_prefetch(struct kvm_vcpu *vcpu, uint64_t *sptep)
+{
+	struct kvm_mmu_page *sp = sptep_to_sp(vcpu->kvm, sptep);
+
+	if (!vcpu->kvm->config.prefetch || sp->role.ad_disabled ||
+	    sp->role.level > PT_PAGE_TABLE_LEVEL)
+		return;
+	__direct_pte_prefetch(vcpu, sp, sptep);
+}
+
 /* ---- the nonpaging fault path (nonpaging_page_fault, __direct_map) ---- */
 
 static int __direct_map(struct kvm_vcpu *vcpu, bool write, bool map_writable, int level, gfn_t gfn,
@@ -1757,6 +1837,7 @@ static int __direct_map(struct kvm_vcpu *vcpu, bool write, bool map_writable, in
 		if (it.level == level) {
 			emulate = mmu_set_spte(vcpu, it.sptep, ACC_ALL, write, level, gfn, pfn, false,
 					       map_writable);
+			direct_pte_prefetch(vcpu, it.sptep);
 			vcpu->kvm->mmu->stat_pf_fixed++;
 			break;
 		}

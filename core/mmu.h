@@ -141,6 +141,10 @@ void validate_direct_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned direc
 int mmu_set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, bool write_fault,
 		 int level, gfn_t gfn, kvm_pfn_t pfn, bool speculative, bool host_writable);
 int mapping_level(struct kvm_vcpu *vcpu, gfn_t large_gfn, bool *force_pt_level);
+/* Prefetch (spec §4.7). */
+#define PTE_PREFETCH_NUM 8
+kvm_pfn_t pte_prefetch_gfn_to_pfn(struct kvm_vcpu *vcpu, gfn_t gfn, bool no_dirty_log);
+void __direct_pte_prefetch(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *sptep);
 bool kvm_page_track_is_active(struct kvm_vcpu *vcpu, gfn_t gfn);
 void clear_sp_write_flooding_count(struct kvm_vcpu *vcpu, uint64_t *sptep);
 

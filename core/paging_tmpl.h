@@ -220,19 +220,24 @@ retry_walk:
 }
 
 /* FNAME(prefetch_invalid_gpte): a gpte that cannot be mapped speculatively (reserved bits,
- * not present, or A clear) drops the spte instead. */
+ * not present, or A clear: the processor sets A before it caches a translation) drops the
+ * spte instead. Bug S7 forgets the A test. */
 static bool FNAME(prefetch_invalid_gpte)(struct kvm_vcpu *vcpu, uint64_t *spte, uint64_t gpte)
 {
+	bool accessed = (gpte & PT_ACCESSED_MASK) ||
+			kvm_bug(&vcpu->kvm->config, KVM_BUG_S7_PREFETCH_IGNORES_ACCESSED);
+
 	if (!is_rsvd_bits_set(&vcpu->mmu, gpte, PT_PAGE_TABLE_LEVEL) && (gpte & PT_PRESENT_MASK) &&
-	    (gpte & PT_ACCESSED_MASK))
+	    accessed)
 		return false;
 	kvm_mmu_drop_spte(vcpu->kvm, spte);
 	return true;
 }
 
-/* FNAME(prefetch_gpte): map a level-1 gpte speculatively (A clear in the spte). */
+/* FNAME(prefetch_gpte): map a level-1 gpte speculatively (A clear in the spte). With
+ * no_dirty_log a writable mapping skips dirty-logged slots. False stops a prefetch scan. */
 static bool FNAME(prefetch_gpte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte,
-				 uint64_t gpte)
+				 uint64_t gpte, bool no_dirty_log)
 {
 	unsigned pte_access;
 	kvm_pfn_t pfn;
@@ -243,37 +248,73 @@ static bool FNAME(prefetch_gpte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp,
 	gfn = FNAME(gpte_to_gfn)(gpte);
 	pte_access = sp->role.access & FNAME(gpte_access)(gpte);
 	FNAME(protect_clean_gpte)(&pte_access, gpte);
-	/* pte_prefetch_gfn_to_pfn: no slot is an error; otherwise an atomic, writable lookup,
-	 * which a read-only slot fails (an INVALID slot gives NOSLOT: an MMIO spte). */
-	if (!__gfn_to_memslot(kvm_vcpu_memslots(vcpu), gfn))
-		return false;
-	pfn = kvm_vcpu_gfn_to_pfn(vcpu, gfn, true, NULL);
+	pfn = pte_prefetch_gfn_to_pfn(vcpu, gfn, no_dirty_log && (pte_access & ACC_WRITE_MASK));
 	if (is_error_pfn(pfn))
 		return false;
 	mmu_set_spte(vcpu, spte, pte_access, false, PT_PAGE_TABLE_LEVEL, gfn, pfn, true, true);
 	return true;
 }
 
-/* FNAME(update_pte): kvm_mmu_pte_write's refill of a level-1 spte from the new gpte. */
+/* FNAME(update_pte): kvm_mmu_pte_write's refill of a level-1 spte from the new gpte; the
+ * write was emulated, so a dirty-logged slot is fine (v5.1 passes no_dirty_log = false). */
 static void FNAME(update_pte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte,
 			      uint64_t gentry)
 {
-	FNAME(prefetch_gpte)(vcpu, sp, spte, (pt_element_t)gentry);
+	FNAME(prefetch_gpte)(vcpu, sp, spte, (pt_element_t)gentry, false);
+}
+
+/* FNAME(pte_prefetch) (v5.1): after a level-1 fault, map the other non-present sptes of
+ * its aligned group of PTE_PREFETCH_NUM from the gptes gpte_changed read; the first gpte
+ * that cannot be mapped ends the scan. Direct pages prefetch contiguous gfns. */
+static void FNAME(pte_prefetch)(struct kvm_vcpu *vcpu, const struct guest_walker *gw,
+				uint64_t *sptep)
+{
+	struct kvm_mmu_page *sp = sptep_to_sp(vcpu->kvm, sptep);
+	uint64_t *spte;
+
+	if (!vcpu->kvm->config.prefetch || sp->role.level > PT_PAGE_TABLE_LEVEL)
+		return;
+	if (sp->role.direct) {
+		__direct_pte_prefetch(vcpu, sp, sptep);
+		return;
+	}
+	spte = sp->spt + ((sptep - sp->spt) & ~(PTE_PREFETCH_NUM - 1));
+	for (int i = 0; i < PTE_PREFETCH_NUM; i++, spte++) {
+		if (spte == sptep || is_shadow_present_pte(&vcpu->kvm->mmu->spte, *spte))
+			continue;
+		if (!FNAME(prefetch_gpte)(vcpu, sp, spte, gw->prefetch_ptes[i], true))
+			break;
+	}
+}
+
+/* Read len bytes of guest memory at gpa (kvm_vcpu_read_guest_atomic within one page). */
+static bool FNAME(read_guest)(struct kvm_vcpu *vcpu, gpa_t gpa, void *data, size_t len)
+{
+	hva_t hva = kvm_vcpu_gfn_to_hva_prot(vcpu, gpa >> PAGE_SHIFT, NULL);
+
+	return hva != KVM_HVA_ERR_BAD && !host_read(vcpu->kvm->host, hva + (gpa & ~PAGE_MASK), data, len);
 }
 
 /* FNAME(gpte_changed): the gpte a shadow page was built from is no longer what the walk
- * read (the guest raced with us, or the write protection came too late). */
-static bool FNAME(gpte_changed)(struct kvm_vcpu *vcpu, const struct guest_walker *gw, int level)
+ * read (the guest raced with us, or the write protection came too late). At level 1 it
+ * reads the whole aligned group of gptes for FNAME(pte_prefetch), as v5.1 does. */
+static bool FNAME(gpte_changed)(struct kvm_vcpu *vcpu, struct guest_walker *gw, int level)
 {
-	pt_element_t curr_pte;
-	hva_t hva;
+	gpa_t pte_gpa = gw->pte_gpa[level - 1];
+	pt_element_t curr_pte, ptes[PTE_PREFETCH_NUM];
+	gpa_t base_gpa;
+	int index;
 
-	hva = kvm_vcpu_gfn_to_hva_prot(vcpu, gw->pte_gpa[level - 1] >> PAGE_SHIFT, NULL);
-	if (hva == KVM_HVA_ERR_BAD ||
-	    host_read(vcpu->kvm->host, hva + (gw->pte_gpa[level - 1] & ~PAGE_MASK), &curr_pte,
-		      sizeof(curr_pte)))
+	if (level != PT_PAGE_TABLE_LEVEL)
+		return !FNAME(read_guest)(vcpu, pte_gpa, &curr_pte, sizeof(curr_pte)) ||
+		       curr_pte != (pt_element_t)gw->ptes[level - 1];
+	base_gpa = pte_gpa & ~(gpa_t)(sizeof(ptes) - 1);
+	index = (int)((pte_gpa - base_gpa) / sizeof(pt_element_t));
+	if (!FNAME(read_guest)(vcpu, base_gpa, ptes, sizeof(ptes)))
 		return true;
-	return curr_pte != (pt_element_t)gw->ptes[level - 1];
+	for (int i = 0; i < PTE_PREFETCH_NUM; i++)
+		gw->prefetch_ptes[i] = ptes[i];
+	return ptes[index] != (pt_element_t)gw->ptes[level - 1];
 }
 
 /* FNAME(fetch): indirect shadow pages down to the guest leaf level, direct pages below it
@@ -282,6 +323,7 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 			bool write_fault, int hlevel, kvm_pfn_t pfn, bool map_writable)
 {
 	const struct spte_params *p = &vcpu->kvm->mmu->spte;
+	int ret;
 	struct kvm_shadow_walk_iterator it;
 	unsigned direct_access = gw->pte_access;
 	bool b13 = kvm_bug(&vcpu->kvm->config, KVM_BUG_B13_SINGLE_PT_ACCESS);
@@ -331,8 +373,10 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 	if (!shadow_walk_okay(&it, vcpu))
 		return RET_PF_RETRY;
 	clear_sp_write_flooding_count(vcpu, it.sptep);
-	return mmu_set_spte(vcpu, it.sptep, gw->pte_access, write_fault, it.level, gw->gfn, pfn,
-			    false, map_writable);
+	ret = mmu_set_spte(vcpu, it.sptep, gw->pte_access, write_fault, it.level, gw->gfn, pfn,
+			   false, map_writable);
+	FNAME(pte_prefetch)(vcpu, gw, it.sptep);
+	return ret;
 }
 
 /* FNAME(is_self_change_mapping): the access may write a guest table of its own walk. */

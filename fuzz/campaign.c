@@ -338,6 +338,10 @@ static void set_engine_environment(const struct common_options *common)
 	} else {
 		unsetenv("SHADOWFUZZ_HOST_PHYS_BITS");
 	}
+	if (common->no_prefetch)
+		setenv("SHADOWFUZZ_NO_PREFETCH", "1", 1);
+	else
+		unsetenv("SHADOWFUZZ_NO_PREFETCH");
 }
 
 static bool seen_before(struct seen_names *seen, const char *name)

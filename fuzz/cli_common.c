@@ -11,6 +11,7 @@ void usage_common(FILE *out)
 		"  --host-phys-bits N  the host's physical-address width (32..52, default 46): below\n"
 		"                45 the L1TF bits of MMIO sptes overlap guest addresses; 52 leaves no\n"
 		"                reserved bit for MMIO sptes\n"
+		"  --no-prefetch turn off PTE prefetch after faults (on in every profile, as in KVM)\n"
 		"  -h, --help    this help\n");
 }
 
@@ -67,6 +68,9 @@ int parse_common(int opt, const char *arg, struct common_options *common)
 		return parse_phys_bits(arg, common);
 	case 'b':
 		return parse_bug(arg, common);
+	case 'N':
+		common->no_prefetch = true;
+		return 1;
 	default:
 		return 0;
 	}
@@ -99,6 +103,7 @@ void finish_common(struct common_options *common)
 	common->config.bugs = common->bugs;
 	if (common->host_phys_bits)
 		common->config.host_phys_bits = common->host_phys_bits;
+	common->config.prefetch = !common->no_prefetch;
 }
 
 void common_describe(const struct common_options *common, char *buf, size_t len)
@@ -109,7 +114,10 @@ void common_describe(const struct common_options *common, char *buf, size_t len)
 		if (common->bugs & (1ull << b))
 			used += (size_t)snprintf(buf + used, len - used, " --bug %s", kvm_bug_info(b)->id);
 	if (common->host_phys_bits && used < len)
-		snprintf(buf + used, len - used, " --host-phys-bits %d", common->host_phys_bits);
+		used += (size_t)snprintf(buf + used, len - used, " --host-phys-bits %d",
+					 common->host_phys_bits);
+	if (common->no_prefetch && used < len)
+		snprintf(buf + used, len - used, " --no-prefetch");
 }
 
 void common_append_args(const struct common_options *common, char *args[], int *n,
@@ -122,6 +130,8 @@ void common_append_args(const struct common_options *common, char *args[], int *
 			args[(*n)++] = "--bug";
 			args[(*n)++] = (char *)kvm_bug_info(b)->id;
 		}
+	if (common->no_prefetch)
+		args[(*n)++] = "--no-prefetch";
 	if (!common->host_phys_bits)
 		return;
 	snprintf(number, 16, "%d", common->host_phys_bits);

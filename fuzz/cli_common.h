@@ -4,6 +4,7 @@
 #define SHADOWFUZZ_FUZZ_CLI_COMMON_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -11,17 +12,20 @@
 
 enum { EXIT_CLEAN = 0, EXIT_DIVERGENCE = 1, EXIT_USAGE = 2 };
 
-/* getopt_long entries for the common options; their short codes are 'p', 'b' and 'H'. */
+/* getopt_long entries for the common options; their short codes are 'p', 'b', 'H' and
+ * 'N' (--no-prefetch has no short form: 'N' only names it to getopt). */
 #define COMMON_LONG_OPTIONS                                        \
 	{ "profile", required_argument, NULL, 'p' },               \
 	{ "bug", required_argument, NULL, 'b' },                   \
-	{ "host-phys-bits", required_argument, NULL, 'H' }
+	{ "host-phys-bits", required_argument, NULL, 'H' },        \
+	{ "no-prefetch", no_argument, NULL, 'N' }
 
 struct common_options {
 	struct kvm_config config; /* filled by finish_common */
 	enum kvm_profile profile;
 	uint64_t bugs;
 	int host_phys_bits; /* 0: the profile's default */
+	bool no_prefetch;   /* kvm_config.prefetch off */
 };
 
 #define COMMON_OPTIONS_INIT { .profile = KVM_PROFILE_5_1 }
@@ -39,7 +43,7 @@ int parse_command_line(int argc, char **argv, const char *shortopts,
 		       const struct option *longopts, struct common_options *common,
 		       int (*own)(int opt, const char *arg, void *ctx), void *ctx);
 /* Appends the options that recreate common (--profile P, --bug ID..., --host-phys-bits
- * N) to args at *n, for a child command; number is storage for N. */
+ * N, --no-prefetch) to args at *n, for a child command; number is storage for N. */
 void common_append_args(const struct common_options *common, char *args[], int *n,
 			char number[16]);
 /* "--profile 5.1 --bug B13 ..." as a command line would say it, for reports. */

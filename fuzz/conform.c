@@ -507,6 +507,7 @@ static int setup(struct conform *c)
 		kvm_config_init(&other, c->against);
 		other.bugs = c->common.config.bugs;
 		other.host_phys_bits = c->common.config.host_phys_bits;
+		other.prefetch = c->common.config.prefetch;
 		c->other = executor_new(&other, EXEC_SHADOW_MMU, err, sizeof(err));
 	}
 	if (!c->min_ex || (c->compare && !c->other)) {

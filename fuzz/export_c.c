@@ -36,6 +36,8 @@ static void put_config(FILE *out, const struct common_options *common)
 			fprintf(out, "\tcfg.bugs |= 1ull << kvm_bug_parse(\"%s\");\n", kvm_bug_info(b)->id);
 	if (common->host_phys_bits)
 		fprintf(out, "\tcfg.host_phys_bits = %d;\n", common->host_phys_bits);
+	if (common->no_prefetch)
+		fprintf(out, "\tcfg.prefetch = false;\n");
 }
 
 void export_c_reproducer(FILE *out, const struct program *prog, const struct common_options *common,

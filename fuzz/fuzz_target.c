@@ -1,9 +1,10 @@
 /* The fuzz entry point shared by libFuzzer and AFL++ (afl-clang-fast links its own driver
  * for -fsanitize=fuzzer): one input is one binary program, run with full checking. A
  * divergence prints its report and aborts, so both engines record the input as a crash.
- * SHADOWFUZZ_PROFILE (4.20, 5.1, 5.3), SHADOWFUZZ_BUGS (comma-separated ids) and
- * SHADOWFUZZ_HOST_PHYS_BITS (32..52) choose the model, as --profile, --bug and
- * --host-phys-bits do for the shadowfuzz commands. */
+ * SHADOWFUZZ_PROFILE (4.20, 5.1, 5.3), SHADOWFUZZ_BUGS (comma-separated ids),
+ * SHADOWFUZZ_HOST_PHYS_BITS (32..52) and SHADOWFUZZ_NO_PREFETCH (set: prefetch off)
+ * choose the model, as --profile, --bug, --host-phys-bits and --no-prefetch do for the
+ * shadowfuzz commands. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static void configure(struct kvm_config *cfg)
 			die("SHADOWFUZZ_HOST_PHYS_BITS wants 32..52, not ", phys_bits);
 		cfg->host_phys_bits = (int)bits;
 	}
+	if (getenv("SHADOWFUZZ_NO_PREFETCH"))
+		cfg->prefetch = false;
 	if (!bugs)
 		return;
 	snprintf(list, sizeof(list), "%s", bugs);

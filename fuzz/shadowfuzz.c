@@ -99,7 +99,7 @@ static int cmd_run(int argc, char **argv)
 		{ "profile", required_argument, NULL, 'p' }, { "bug", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },         { "help", no_argument, NULL, 'h' },
 		{ "against", required_argument, NULL, 'A' }, { "host-phys-bits", required_argument, NULL, 'H' },
-		{ 0 },
+		{ "no-prefetch", no_argument, NULL, 'N' },   { 0 },
 	};
 	struct common_options common = COMMON_OPTIONS_INIT;
 	struct run_totals totals = { 0 };
@@ -150,6 +150,7 @@ static int cmd_run(int argc, char **argv)
 
 		kvm_config_init(&other, against);
 		other.host_phys_bits = common.config.host_phys_bits;
+		other.prefetch = common.config.prefetch;
 		other.bugs = common.config.bugs;
 		totals.against = executor_new(&other, EXEC_SHADOW_MMU, err, sizeof(err));
 		if (!totals.against) {

@@ -37,7 +37,8 @@ static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
 static void usage_smoke(FILE *out)
 {
 	fprintf(out, "usage: shadowfuzz smoke [--programs N] [--seed S] [--profile P] [--bug ID] [--audit]\n"
-		     "                       [--host-phys-bits N] [--recycle N] [--rss-every N]\n"
+		     "                       [--host-phys-bits N] [--no-prefetch] [--recycle N]\n"
+		     "                       [--rss-every N]\n"
 		     "Decodes N random byte strings (default 10000, seed 1) and runs each program;\n"
 		     "prints the first divergence with its program and exits 1 if any is found.\n"
 		     "The MMU's invariants are audited after each program, with --audit after each op.\n"

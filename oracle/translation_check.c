@@ -20,6 +20,13 @@
  *                  or t->hva is not the backing (ref_memory_backing) of t->gpa, or the
  *                  range does not end in the same host-contiguous backing (spec §7
  *                  invariants 9, 10).
+ *  NOT_ACCESSED    the guest's leaf has A=0. The processor sets A in an entry before it
+ *                  caches a translation through it (SDM vol. 3 §4.8), and KVM maps only
+ *                  gptes with A: the fault's walk sets it, FNAME(prefetch_invalid_gpte)
+ *                  refuses gptes without it (a leaf in read-only memory counts as
+ *                  accessed, see leaf_in_rom). Upper levels are not checked: KVM's
+ *                  prefetch tests only the leaf, and the walk that built the path set
+ *                  their A bits.
  *  TOO_PERMISSIVE  U without the guest's U, X without the guest's X, or W without the
  *                  guest's W, the leaf's D (protect_clean_gpte keeps W out of sptes of
  *                  clean gptes so the first write reaches KVM; a leaf in read-only memory
@@ -66,6 +73,7 @@ struct guest_translation {
 	int level;	 /* leaf level; 0: no paging, every size fits */
 	unsigned access; /* ACC_* granted by every level */
 	bool dirty;	 /* the leaf's D bit */
+	bool accessed;	 /* the leaf's A bit */
 };
 
 /* A translation found valid: its gpa and what the guest granted then. */
@@ -104,6 +112,7 @@ static const char *const fault_names[TRANSLATION_FAULT_COUNT] = {
 	[TRANSLATION_WRONG_GPA] = "wrong-gpa",
 	[TRANSLATION_WRONG_FRAME] = "wrong-frame",
 	[TRANSLATION_TOO_PERMISSIVE] = "too-permissive",
+	[TRANSLATION_NOT_ACCESSED] = "not-accessed",
 	[TRANSLATION_CHECK_FAILED] = "check-failed",
 };
 
@@ -373,13 +382,14 @@ static struct guest_translation guest_from_walk(const struct ref_cpu_state *cpu,
 		.level = walk->leaf_level,
 		.access = walk_access(cpu, walk),
 		.dirty = walk->entries[walk->n_entries - 1].value & PT_DIRTY_MASK,
+		.accessed = walk->entries[walk->n_entries - 1].value & PT_ACCESSED_MASK,
 	};
 }
 
-/* A leaf in read-only memory: the processor's D write is dropped, yet the write it was
- * for goes on through a dirty TLB entry, so the leaf counts as dirty. KVM does the same:
- * FNAME(update_accessed_dirty_bits) skips entries in read-only slots, and a write fault
- * still maps the page writable. */
+/* A leaf in read-only memory: the processor's A/D writes are dropped, yet the access they
+ * were for goes on through the TLB entry, so the leaf counts as accessed and dirty. KVM
+ * does the same: FNAME(update_accessed_dirty_bits) skips entries in read-only slots, and
+ * the fault still maps the page (writable for a write). */
 static bool leaf_in_rom(const struct ref_memory *mem, const struct ref_cpu_state *cpu,
 			const struct ref_result *walk)
 {
@@ -401,7 +411,8 @@ static int walk_guest(struct ref_engine *engine, const struct ref_cpu_state *cpu
 	if (cpu->mode == PAGING_NONE) {
 		*walk = (struct ref_result){ .outcome = REF_OK, .gpa = t->gva };
 		*g = (struct guest_translation){
-			.present = true, .gpa = t->gva, .access = ACC_ALL, .dirty = true
+			.present = true, .gpa = t->gva, .access = ACC_ALL, .dirty = true,
+			.accessed = true
 		};
 		return 0;
 	}
@@ -447,6 +458,8 @@ static enum translation_fault current_fault(const struct ref_cpu_state *cpu,
 		return TRANSLATION_WRONG_GPA;
 	if (!frame_ok)
 		return TRANSLATION_WRONG_FRAME;
+	if (!g->accessed)
+		return TRANSLATION_NOT_ACCESSED;
 	if (!access_permitted(cpu, meaningful_access(t), g->access, g->dirty, writable))
 		return TRANSLATION_TOO_PERMISSIVE;
 	return TRANSLATION_OK;
@@ -540,6 +553,10 @@ static void describe_fault(struct translation_verdict *verdict, enum translation
 			 readonly ? " in read-only memory" : "",
 			 access_string(meaningful_access(t), model));
 		break;
+	case TRANSLATION_NOT_ACCESSED:
+		describe(verdict, "the guest's level-%d leaf for %#llx has A=0", g->level,
+			 (unsigned long long)t->gva);
+		break;
 	default:
 		break;
 	}
@@ -579,7 +596,8 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 		return check_failed(verdict, "malformed translation or missing argument");
 	if (walk_guest(engine, cpu, t, &verdict->guest, &g))
 		return check_failed(verdict, ref_engine_error(engine));
-	g.dirty |= leaf_in_rom(tc->mem, cpu, &verdict->guest);
+	if (leaf_in_rom(tc->mem, cpu, &verdict->guest))
+		g.dirty = g.accessed = true;
 	frame_ok = frame_matches(tc->mem, t, &writable);
 	fault = current_fault(cpu, t, &g, frame_ok, writable);
 	if (fault == TRANSLATION_OK) {

@@ -39,6 +39,7 @@ enum translation_fault {
 	TRANSLATION_WRONG_GPA,    /* maps another gpa (or a larger page than the guest's) */
 	TRANSLATION_WRONG_FRAME,  /* hva is not the memslot backing of gpa, or MMIO-ness wrong */
 	TRANSLATION_TOO_PERMISSIVE, /* grants W/U/X the guest does not (W needs the leaf's D) */
+	TRANSLATION_NOT_ACCESSED, /* the guest's leaf has A=0: no processor caches that */
 	/* No verdict: the reference failed, the translation is malformed, or no memory for
 	 * the history. A harness failure, not a finding about the model. */
 	TRANSLATION_CHECK_FAILED,

@@ -16,7 +16,9 @@
 #include "../oracle/harness_layout.h"
 #include "../oracle/translation_check.h"
 
-#define P PT_PRESENT_MASK
+/* Entries are accessed unless a test says otherwise: the checker wants A on the leaf. */
+#define A PT_ACCESSED_MASK
+#define P (PT_PRESENT_MASK | A)
 #define W PT_WRITABLE_MASK
 #define U PT_USER_MASK
 #define D PT_DIRTY_MASK
@@ -243,7 +245,7 @@ static void test_4k_translation_matches_guest(void **state)
 	struct model_translation t = spte(G4, 1, FRAME, AW | AU | AX);
 	struct translation_verdict v;
 
-	map_g4(PRWU, FRAME | PRWU | D);
+	map_g4(PRWU & ~A, FRAME | PRWU | D);
 	v = expect(&cpu, &t, TRANSLATION_OK);
 	assert_int_equal(v.guest.outcome, REF_OK);
 	assert_int_equal(v.guest.gpa, FRAME);
@@ -251,7 +253,7 @@ static void test_4k_translation_matches_guest(void **state)
 	assert_int_equal(v.guest.n_entries, 4);
 	assert_int_equal(v.guest.entries[3].gpa, T(3) + 32);
 	/* The walk set no A bit. */
-	assert_int_equal(get64(T(0) + 8), T(1) | PRWU);
+	assert_int_equal(get64(T(0) + 8), T(1) | (PRWU & ~A));
 	assert_int_equal(get64(T(3) + 32), FRAME | PRWU | D);
 	expect_fault(&cpu, spte(G4, 1, FRAME + PAGE_SIZE, AW | AU | AX), TRANSLATION_WRONG_GPA);
 	expect_fault(&cpu, spte(G4 + PAGE_SIZE, 1, FRAME, 0), TRANSLATION_NOT_MAPPED);
@@ -402,6 +404,32 @@ static void test_wp0_supervisor_write(void **state)
 	set64(T(3) + 32, RO_GPA | P | U | D);
 	expect_ok(&cpu, spte(G4, 1, RO_GPA, 0));
 	expect_fault(&cpu, spte(G4, 1, RO_GPA, AW), TRANSLATION_TOO_PERMISSIVE);
+}
+
+/* A processor caches no translation whose leaf has A=0 (SDM vol. 3 §4.8), so neither may
+ * KVM (FNAME(prefetch_invalid_gpte)); a leaf in read-only memory counts as accessed, and
+ * a TLB entry may outlive the A bit it was cached with. */
+static void test_leaf_needs_accessed(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+	struct translation_verdict v;
+
+	map_g4(PRWU & ~A, FRAME | PRWU | D);
+	expect_ok(&cpu, spte(G4, 1, FRAME, AW | AU | AX));
+	expect_ok(&cpu, tlb(G4, 1, FRAME, AW | AU | AX));
+	set64(T(3) + 32, FRAME | (PRWU & ~A) | D);
+	v = expect_verdict(&cpu, spte(G4, 1, FRAME, AU), TRANSLATION_NOT_ACCESSED);
+	assert_non_null(strstr(v.detail, "A=0"));
+	expect_stale_ok(&cpu, tlb(G4, 1, FRAME, AU));
+	translation_checker_invlpg(fx->tc, 0, G4);
+	expect_fault(&cpu, tlb(G4, 1, FRAME, AU), TRANSLATION_NOT_ACCESSED);
+	/* The leaf in read-only memory: T3's entry moves to a table at RO_GPA (written while
+	 * the region is writable; contents stay with the hva). */
+	set64(T(2) + 3 * 8, RO_GPA | PRWU);
+	assert_int_equal(ref_memory_set_region(fx->mem, 0, 2, RO_GPA, RO_SIZE, RO_HVA, false), 0);
+	set64(RO_GPA + 4 * 8, FRAME | (PRWU & ~A));
+	assert_int_equal(ref_memory_set_region(fx->mem, 0, 2, RO_GPA, RO_SIZE, RO_HVA, true), 0);
+	expect_ok(&cpu, spte(G4, 1, FRAME, AU));
 }
 
 static void test_guest_walk_faults(void **state)
@@ -766,6 +794,7 @@ static void test_format(void **state)
 				 "access=-U-");
 	assert_string_equal(translation_fault_name(TRANSLATION_OK), "ok");
 	assert_string_equal(translation_fault_name(TRANSLATION_TOO_PERMISSIVE), "too-permissive");
+	assert_string_equal(translation_fault_name(TRANSLATION_NOT_ACCESSED), "not-accessed");
 	assert_string_equal(translation_fault_name(TRANSLATION_FAULT_COUNT), "?");
 }
 
@@ -784,6 +813,7 @@ int main(void)
 		T_(test_user_needs_guest_user_at_every_level),
 		T_(test_exec_and_nx),
 		T_(test_wp0_supervisor_write),
+		T_(test_leaf_needs_accessed),
 		T_(test_guest_walk_faults),
 		T_(test_32bit_paging),
 		T_(test_pae_paging),
