@@ -83,7 +83,7 @@ static void usage_fuzz(FILE *out)
 		"Runs a fuzzing campaign against the model: the engine fuzzes the campaign's queue\n"
 		"(seeded with the SEED programs, text or binary, encoded into it), every crash it\n"
 		"reports is replayed here and filed once per divergence signature in\n"
-		"OUT/findings/<signature>/ (input.bin, program.sfp, report.txt). Ctrl-C stops the\n"
+		"OUT/findings/<signature>/ (crash-input.bin, program.sfp, report.txt). Ctrl-C stops the\n"
 		"engine and keeps everything found. Exit: 0 no divergence, 1 findings, 2 error.\n"
 		"  --time S        seconds to fuzz (default 600)\n"
 		"  --engine E      libfuzzer (default) or afl\n"

@@ -160,8 +160,8 @@ static int save_reproducer(const struct conform *c, const char *source, const st
 	dot = strrchr(name, '.');
 	if (dot && dot != name)
 		*dot = 0;
-	/* A campaign finding is DIR/findings/<signature>/input.bin: name it by signature. */
-	if (!strcmp(base, "input.bin") && base - source > 1) {
+	/* A campaign finding is DIR/findings/<signature>/crash-input.bin: name it by signature. */
+	if (!strcmp(base, "crash-input.bin") && base - source > 1) {
 		const char *end = base - 1, *start = end;
 
 		while (start > source && start[-1] != '/')
@@ -362,7 +362,7 @@ static int collect_campaign(struct conform *c, const char *campaign_dir)
 		const char *sig = json_string_value(json_object_get(item, "signature"));
 		int r;
 
-		snprintf(path, sizeof(path), "%.3900s/findings/%.63s/input.bin", campaign_dir, sig ? sig : "");
+		snprintf(path, sizeof(path), "%.3900s/findings/%.63s/crash-input.bin", campaign_dir, sig ? sig : "");
 		if (program_load_file(path, &c->prog, err, sizeof(err))) {
 			json_array_append_new(c->errors, json_string(err));
 			continue;

@@ -147,7 +147,7 @@ static void fill_minimized(FILE *f, const void *arg)
 	time_t now = time(NULL);
 
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&now));
-	fprintf(f, "# signature: %s\n# model: %s\n# minimised from input.bin (%u ops) on %s\n",
+	fprintf(f, "# signature: %s\n# model: %s\n# minimised from crash-input.bin (%u ops) on %s\n",
 		store->min_result.signature, store->describe, store->min_result.ops_before, when);
 	program_print(&store->minimized, f);
 }
@@ -173,7 +173,7 @@ static void fill_report(FILE *f, const void *arg)
 	fprintf(f, "model:    %s\n", r->store->describe);
 	fprintf(f, "input:    %s (%zu bytes, %u ops)\n", r->source, r->len, r->n_ops);
 	fprintf(f, "found:    %s\n", when);
-	fprintf(f, "replay:   shadowfuzz run %s %s/input.bin\n", r->store->describe, r->final_dir);
+	fprintf(f, "replay:   shadowfuzz run %s %s/crash-input.bin\n", r->store->describe, r->final_dir);
 	if (r->store->have_minimized) {
 		fprintf(f, "trace:    shadowfuzz trace %s %s/minimized.sfp\n", r->store->describe,
 			r->final_dir);
@@ -181,7 +181,7 @@ static void fill_report(FILE *f, const void *arg)
 		program_print(&r->store->minimized, f);
 		fprintf(f, "\n");
 		divergence_print(&r->store->min_div, f);
-		fprintf(f, "\ninput.bin (%u ops) diverges at op %u:\n", r->n_ops, r->div->op_index);
+		fprintf(f, "\ncrash-input.bin (%u ops) diverges at op %u:\n", r->n_ops, r->div->op_index);
 	}
 	fprintf(f, "\n");
 	if (r->replay > 0)
@@ -202,7 +202,7 @@ static int write_finding(struct finding_store *store, const struct report_args *
 
 	if (dir_make_temp(report->final_dir, tmp, sizeof(tmp), err, errlen))
 		return -1;
-	if (asprintf(&path, "%s/input.bin", tmp) < 0) {
+	if (asprintf(&path, "%s/crash-input.bin", tmp) < 0) {
 		dir_remove_temp(tmp);
 		snprintf(err, errlen, "out of memory");
 		return -1;

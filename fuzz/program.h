@@ -195,6 +195,9 @@ static inline uint64_t prog_map_page_size(enum paging_mode mode, unsigned level)
 void program_decode(const uint8_t *data, size_t len, struct program *out);
 size_t program_encode(const struct program *prog, uint8_t *buf, size_t cap);
 size_t program_encoded_size_max(void);
+/* How many bytes at the end of data form an op record cut short (0: data ends on a record
+ * boundary, or after the last op a program can hold). */
+size_t program_partial_tail(const uint8_t *data, size_t len);
 /* The host address a memslot of this id and gpa gets unless a program says otherwise: a
  * 1 GiB-aligned area per slot id plus gpa mod 1 GiB, so gpa and hva are congruent and
  * host large pages can back guest large pages. */

@@ -1012,6 +1012,20 @@ static size_t decode_op(const uint8_t *data, size_t len, const struct decode_ctx
 	return 1 + avail;
 }
 
+size_t program_partial_tail(const uint8_t *data, size_t len)
+{
+	size_t pos = 0;
+
+	for (uint32_t n = 0; pos < len && n < PROG_MAX_OPS; n++) {
+		size_t size = 1 + format_of_opcode(data[pos])->size;
+
+		if (size > len - pos)
+			return len - pos;
+		pos += size;
+	}
+	return 0;
+}
+
 void program_decode(const uint8_t *data, size_t len, struct program *out)
 {
 	struct decode_ctx ctx = program_start;

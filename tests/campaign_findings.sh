@@ -21,8 +21,8 @@ set -- "$dir"/c/findings/*/report.txt
 sig=$(basename "$(dirname "$1")")
 grep -q "^DIVERGENCE" "$1" || fail "report does not name the divergence"
 grep -q -- "--bug $bug" "$1" || fail "report does not give the model options"
-[ -s "$dir/c/findings/$sig/input.bin" ] && [ -s "$dir/c/findings/$sig/program.sfp" ] ||
-  fail "finding lacks input.bin or program.sfp"
+[ -s "$dir/c/findings/$sig/crash-input.bin" ] && [ -s "$dir/c/findings/$sig/program.sfp" ] ||
+  fail "finding lacks crash-input.bin or program.sfp"
 "$sf" run -q --bug "$bug" "$dir/c/findings/$sig/program.sfp" >/dev/null
 [ $? -eq 1 ] || fail "the finding's text program does not reproduce"
 grep -q "\"execs\": 1234" "$dir/c/summary.json" || fail "summary.json lacks the engine's execs"
