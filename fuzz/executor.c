@@ -155,6 +155,14 @@ static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 
 	kvm_vcpu_access(&ex->kvm->vcpus[0], acc, res);
 	ex->stats.model_ns += now_ns() - start;
+	/* vcpu_cache_mmio_info tags the entry with address space 0's generation even in SMM,
+	 * and leaving SMM (kvm_smm_changed -> kvm_mmu_reset_context) keeps the cache: the
+	 * entry stays usable until that generation moves
+	 * (RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION). */
+	if (res->outcome == CPU_MMIO_EXIT && ex->kvm->vcpus[0].arch.smm) {
+		ex->smm_mmio_cache_taint = true;
+		ex->smm_taint_gen = ex->kvm->memslots[0]->generation;
+	}
 }
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
 void executor_set_log(struct executor *ex, struct executor_log *log) { ex->log = log; }
@@ -1039,10 +1047,6 @@ static int op_smm(struct executor *ex, uint32_t index, const struct op *op, stru
 		kvm_mmu_unload(vcpu);
 	translation_checker_flush_all(ex->translations, vcpu->vcpu_id);
 	vcpu->arch.smm = op->smm.enter;
-	if (op->smm.enter) {
-		ex->smm_mmio_cache_taint = true;
-		ex->smm_taint_gen = ex->kvm->memslots[0]->generation;
-	}
 	kvm_init_mmu(vcpu);
 	if (kvm_vcpu_paging_mode(vcpu) == PAGING_PAE &&
 	    load_cr3_pae(ex, vcpu->arch.cr3, index, op, div, &loaded))
