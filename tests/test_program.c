@@ -1271,12 +1271,19 @@ static void test_load_file(void **state)
 	assert_programs_equal(p, q);
 	unlink(path);
 
-	snprintf(path, sizeof(path), "%s/input.bin", dir.path);
+	/* A fuzzer's input may end inside a record... */
+	snprintf(path, sizeof(path), "%s/crash-input.bin", dir.path);
 	write_file(path, binary, sizeof(binary));
 	assert_int_equal(program_load_file(path, p, err, sizeof(err)), 0);
 	program_decode(binary, sizeof(binary), q);
 	assert_programs_equal(p, q);
 	assert_int_equal(p->n_ops, 3);
+	unlink(path);
+	/* ...a NAME.bin shadowfuzz wrote may not. */
+	snprintf(path, sizeof(path), "%s/seed.bin", dir.path);
+	write_file(path, binary, sizeof(binary));
+	assert_int_equal(program_load_file(path, p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "seed.bin: truncated"));
 	unlink(path);
 
 	snprintf(path, sizeof(path), "%s/empty", dir.path);
