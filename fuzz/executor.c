@@ -948,13 +948,7 @@ static bool gva_usable(enum paging_mode mode, gva_t gva)
 /* Next pool table for the macro, round robin over T1..T(n-1), never the current root. */
 static unsigned alloc_pool_table(struct executor *ex)
 {
-	unsigned table;
-
-	do {
-		table = ex->next_pool_table;
-		ex->next_pool_table = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
-	} while (table == ex->cr3_table);
-	return table;
+	return prog_next_pool_table(&ex->next_pool_table, ex->cr3_table);
 }
 
 static bool is_pool_table(gpa_t gpa)

@@ -569,12 +569,8 @@ static unsigned sim_root_level(enum paging_mode mode) { return mode == PAGING_5L
 
 static unsigned sim_alloc(struct table_sim *t)
 {
-	unsigned table;
+	unsigned table = prog_next_pool_table(&t->next_table, t->cr3);
 
-	do {
-		table = t->next_table;
-		t->next_table = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
-	} while (table == t->cr3);
 	memset(t->entry[table], 0, sizeof(t->entry[table]));
 	return table;
 }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "../core/x86.h"
+#include "../oracle/harness_layout.h"
 
 #define PROG_MAX_OPS 256
 /* Memslots a program may create: at most 1 GiB each, below 2^40. */
@@ -153,6 +154,20 @@ static inline bool prog_entries_are_4_bytes(enum paging_mode mode) { return mode
 static inline unsigned prog_pte_index_limit(enum paging_mode mode)
 {
 	return prog_entries_are_4_bytes(mode) ? 1024 : 512;
+}
+
+/* The pool table a map op takes for a missing level: round robin over T1..T63 from
+ * *next, never the root in force. The executor allocates with it, and the mutator
+ * replays it to know which tables a program's walks reach. */
+static inline unsigned prog_next_pool_table(unsigned *next, unsigned cr3_table)
+{
+	unsigned table;
+
+	do {
+		table = *next;
+		*next = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
+	} while (table == cr3_table);
+	return table;
 }
 
 /* Bits a map's upper_flags may hold: all but a table entry's address bits. */
