@@ -698,7 +698,7 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	struct op ops[5];
 	int a = pick_op(r, prog, is_access_op), k;
 	unsigned n_steps, pick, n = 0, j, level, first_access;
-	uint64_t gva, below;
+	uint64_t gva, below, flip;
 
 	if (a < 0 || prog->n_ops + 5 > PROG_MAX_OPS)
 		return false;
@@ -712,21 +712,26 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	n_steps = sim_walk(&sim, gva, steps);
 	if (n_steps < 2)
 		return false;
-	/* A linking step: every step but the last links the next table. */
+	/* A linking step: every step but the last links the next table. Half the time the
+	 * PDPT entry, whose directory is the page a role bug shares (B13's shape). */
 	pick = rng_below(r, n_steps - 1);
+	if (n_steps > 2 && rng_one_in(r, 2))
+		pick = n_steps - 3;
 	upper = &steps[pick];
 	lower = &steps[pick + 1];
 	level = sim_root_level(sim.mode) - pick;
 	j = (upper->index + 1 + rng_below(r, 511)) % 512;
+	flip = PICK(r, flipped);
 	ops[n++] = (struct op){ .kind = OP_PTE,
-				.pte = { (uint8_t)upper->table, (uint16_t)j,
-					 upper->value ^ PICK(r, flipped) } };
+				.pte = { (uint8_t)upper->table, (uint16_t)j, upper->value ^ flip } };
 	k = other_present_entry(r, sim.entry[lower->table], lower->index);
 	if (k < 0 || rng_one_in(r, 2)) {
 		k = (int)((lower->index + 1 + rng_below(r, 511)) % 512);
+		/* The same right flipped below half the time: both levels then disagree on it. */
+		if (rng_one_in(r, 2))
+			flip = PICK(r, flipped);
 		ops[n++] = (struct op){ .kind = OP_PTE,
-					.pte = { (uint8_t)lower->table, (uint16_t)k,
-						 lower->value ^ PICK(r, flipped) } };
+					.pte = { (uint8_t)lower->table, (uint16_t)k, lower->value ^ flip } };
 	}
 	first_access = n;
 	below = gva_with_index(gva, level - 1, (unsigned)k);
