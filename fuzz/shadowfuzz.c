@@ -359,7 +359,7 @@ static const struct {
 	{ "run", cmd_run, "run programs on the model and the reference, report divergences" },
 	{ "walk-conformance", cmd_walk_conformance, "exhaustive guest-walker conformance per paging mode" },
 	{ "smoke", cmd_smoke, "random programs through the decoder and the executor" },
-	{ "bench", cmd_bench, "measure reference and walker checks per second" },
+	{ "bench", cmd_bench, "throughput figures; `bench bugs`: time to detect each planted bug" },
 	{ "fuzz", cmd_fuzz, "run a fuzzing campaign; file each divergence once per signature" },
 	{ "minimize", cmd_minimize, "shrink a diverging program, keeping its divergence signature" },
 	{ "conform", cmd_conform, "pre-submission check: corpus, regressions, a campaign, a report" },
