@@ -257,8 +257,8 @@ static void plot(const struct bench_bugs *b)
 		 "set datafile separator ','; set ylabel 'seconds to first divergence'; "
 		 "set yrange [0:%u]; set title 'time to detection per bug (%u trials, limit %u s)'; "
 		 "set xtics rotate; "
-		 "plot '%s/bench-bugs.csv' using 0:(\\$3 ? \\$4 : 1/0):xtic(1) with points pt 7 title 'found', "
-		 "'' using 0:(\\$3 ? 1/0 : \\$4):xtic(1) with points pt 2 title 'not found'\" 2>/dev/null",
+		 "plot '%s/bench-bugs.csv' using 0:(\\$3 > 0 ? \\$4 : 1/0):xtic(1) with points pt 7 title 'found', "
+		 "'' using 0:(\\$3 > 0 ? 1/0 : \\$4):xtic(1) with points pt 2 title 'not found'\" 2>/dev/null",
 		 b->out_dir, b->seconds + b->seconds / 10, b->trials, b->seconds, b->out_dir);
 	r = system(cmd);
 	if (r != 0)
