@@ -10,14 +10,10 @@
 
 #include <cmocka.h>
 
-#include "host_memory.h"
-#include "kvm_host.h"
+#include "kvm_pool_fixture.h"
 #include "mmu.h"
 #include "paging.h"
 
-#define POOL 0x100000ull
-#define POOL_HVA 0x100000100000ull
-#define T(n) (POOL + (uint64_t)(n) * 0x1000)
 #define PWU (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK)
 #define A PT_ACCESSED_MASK
 #define D PT_DIRTY_MASK
@@ -26,43 +22,16 @@
 #define GVA(i) (1ull << 39 | 2ull << 30 | 3ull << 21 | (uint64_t)(i) << 12)
 #define FAULTING 4
 
-struct fixture {
-	struct host_memory *host;
-	struct kvm *kvm;
-	struct kvm_vcpu *vcpu;
-};
-
-static void put64(struct fixture *f, uint64_t gpa, uint64_t value)
-{
-	assert_int_equal(host_write(f->host, POOL_HVA + gpa - POOL, &value, 8), 0);
-}
-
-static uint64_t get64(struct fixture *f, uint64_t gpa)
-{
-	uint64_t value;
-
-	assert_int_equal(host_read(f->host, POOL_HVA + gpa - POOL, &value, 8), 0);
-	return value;
-}
-
 /* T0[1] -> T1[2] -> T2[3] -> T3; T3[i] -> T(10 + i) with leaf[i]. */
 static struct fixture *make(bool prefetch, uint64_t bugs, const uint64_t leaf[8])
 {
-	struct fixture *f = calloc(1, sizeof(*f));
 	struct kvm_config cfg;
-	struct kvm_userspace_memory_region region = {
-		.slot = 0, .guest_phys_addr = POOL, .memory_size = 64 * 0x1000, .userspace_addr = POOL_HVA,
-	};
+	struct fixture *f;
 
 	kvm_config_init(&cfg, KVM_PROFILE_5_1);
 	cfg.prefetch = prefetch;
 	cfg.bugs = bugs;
-	f->host = host_memory_new();
-	f->kvm = kvm_create(&cfg, f->host);
-	assert_non_null(f->kvm);
-	assert_int_equal(host_mmap(f->host, POOL_HVA, region.memory_size, 12), 0);
-	assert_int_equal(kvm_set_memory_region(f->kvm, &region, NULL), 0);
-	f->vcpu = &f->kvm->vcpus[0];
+	f = fixture_new(&cfg);
 	f->vcpu->arch.cr0 = X86_CR0_PG | X86_CR0_PE | X86_CR0_WP;
 	f->vcpu->arch.cr4 = X86_CR4_PAE;
 	f->vcpu->arch.efer = EFER_LME | EFER_LMA | EFER_NX;
@@ -75,13 +44,6 @@ static struct fixture *make(bool prefetch, uint64_t bugs, const uint64_t leaf[8]
 		put64(f, T(3) + (uint64_t)i * 8, leaf[i] ? T(10 + i) | leaf[i] : 0);
 	assert_int_equal(kvm_mmu_load(f->vcpu), 0);
 	return f;
-}
-
-static void destroy(struct fixture *f)
-{
-	kvm_destroy(f->kvm);
-	host_memory_free(f->host);
-	free(f);
 }
 
 /* A read of GVA(FAULTING), as the CPU's #PF would deliver it. */
@@ -138,7 +100,7 @@ static void prefetch_stops_at_first_gpte_without_accessed(void **state)
 	assert_int_equal(leaf_spte(f, 7), 0);
 	/* Prefetch writes no guest memory. */
 	assert_int_equal(get64(f, T(3) + 5 * 8), T(15) | PWU | A);
-	destroy(f);
+	fixture_free(f);
 }
 
 static void prefetch_switch_off_maps_only_the_fault(void **state)
@@ -152,7 +114,7 @@ static void prefetch_switch_off_maps_only_the_fault(void **state)
 		if (i != FAULTING)
 			assert_int_equal(leaf_spte(f, i), 0);
 	}
-	destroy(f);
+	fixture_free(f);
 }
 
 static void bug_s7_prefetches_gptes_without_accessed(void **state)
@@ -163,7 +125,7 @@ static void bug_s7_prefetches_gptes_without_accessed(void **state)
 	read_fault(f);
 	assert_true(prefetched(f, leaf_spte(f, 6), T(16)));
 	assert_true(prefetched(f, leaf_spte(f, 7), T(17)));
-	destroy(f);
+	fixture_free(f);
 }
 
 int main(void)

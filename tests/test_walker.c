@@ -10,14 +10,10 @@
 
 #include <cmocka.h>
 
-#include "host_memory.h"
-#include "kvm_host.h"
+#include "kvm_pool_fixture.h"
 #include "mmu.h"
 #include "paging.h"
 
-#define POOL 0x100000ull
-#define POOL_HVA 0x100000100000ull
-#define T(n) (POOL + (uint64_t)(n) * 0x1000)
 #define P PT_PRESENT_MASK
 #define W PT_WRITABLE_MASK
 #define U PT_USER_MASK
@@ -32,29 +28,13 @@
 /* 4-level indices 1/2/3/4 and offset 0x123. */
 #define GVA4 (1ull << 39 | 2ull << 30 | 3ull << 21 | 4ull << 12 | 0x123)
 
-struct fixture {
-	struct host_memory *host;
-	struct kvm *kvm;
-	struct kvm_vcpu *vcpu;
-};
-
 static struct fixture *make(uint64_t bugs)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
 	struct kvm_config cfg;
-	struct kvm_userspace_memory_region region = {
-		.slot = 0, .guest_phys_addr = POOL, .memory_size = 64 * 0x1000, .userspace_addr = POOL_HVA,
-	};
 
 	kvm_config_init(&cfg, KVM_PROFILE_5_1);
 	cfg.bugs = bugs;
-	f->host = host_memory_new();
-	f->kvm = kvm_create(&cfg, f->host);
-	assert_non_null(f->kvm);
-	assert_int_equal(host_mmap(f->host, POOL_HVA, region.memory_size, 12), 0);
-	assert_int_equal(kvm_set_memory_region(f->kvm, &region, NULL), 0);
-	f->vcpu = &f->kvm->vcpus[0];
-	return f;
+	return fixture_new(&cfg);
 }
 
 static int setup(void **state)
@@ -65,17 +45,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	kvm_destroy(f->kvm);
-	host_memory_free(f->host);
-	free(f);
+	fixture_free(*state);
 	return 0;
-}
-
-static void put64(struct fixture *f, uint64_t gpa, uint64_t value)
-{
-	assert_int_equal(host_write(f->host, POOL_HVA + gpa - POOL, &value, 8), 0);
 }
 
 static void put32(struct fixture *f, uint64_t gpa, uint32_t value)
@@ -83,13 +54,6 @@ static void put32(struct fixture *f, uint64_t gpa, uint32_t value)
 	assert_int_equal(host_write(f->host, POOL_HVA + gpa - POOL, &value, 4), 0);
 }
 
-static uint64_t get64(struct fixture *f, uint64_t gpa)
-{
-	uint64_t value;
-
-	assert_int_equal(host_read(f->host, POOL_HVA + gpa - POOL, &value, 8), 0);
-	return value;
-}
 
 static void mode_4level(struct fixture *f, uint64_t extra_cr4)
 {
