@@ -258,28 +258,13 @@ static int make_layout(struct campaign *c)
 /* Seeds go into the queue in binary form, NAME.bin; existing files are kept. */
 static int encode_seed(struct campaign *c, const char *file, unsigned *added)
 {
-	static uint8_t buf[1 << 16];
-	static struct program prog;
-	char err[512], queue[4096], path[8192], name[1024];
-	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-	char *dot;
-	size_t len;
+	char err[512], queue[4096];
 	int r;
 
-	if (program_load_file(file, &prog, err, sizeof(err))) {
-		fprintf(stderr, "shadowfuzz fuzz: seed %s\n", err);
-		return -1;
-	}
-	len = program_encode(&prog, buf, sizeof(buf));
-	snprintf(name, sizeof(name), "%s", base);
-	dot = strrchr(name, '.');
-	if (dot && dot != name)
-		*dot = 0;
 	engine_queue_dir(&c->plan, queue, sizeof(queue));
-	snprintf(path, sizeof(path), "%s/%s.bin", queue, name);
-	r = file_write_new(path, buf, len, err, sizeof(err));
+	r = program_encode_into(file, queue, err, sizeof(err));
 	if (r < 0) {
-		fprintf(stderr, "shadowfuzz fuzz: %s\n", err);
+		fprintf(stderr, "shadowfuzz fuzz: seed %s\n", err);
 		return -1;
 	}
 	*added += r == 0;

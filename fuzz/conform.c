@@ -153,13 +153,9 @@ static int save_reproducer(const struct conform *c, const char *source, const st
 {
 	const char *base = strrchr(source, '/') ? strrchr(source, '/') + 1 : source;
 	char name[256];
-	char *dot;
 	int r = 1;
 
-	snprintf(name, sizeof(name), "%s", base);
-	dot = strrchr(name, '.');
-	if (dot && dot != name)
-		*dot = 0;
+	program_file_stem(source, name, sizeof(name));
 	/* A campaign finding is DIR/findings/<signature>/crash-input.bin: name it by signature. */
 	if (!strcmp(base, "crash-input.bin") && base - source > 1) {
 		const char *end = base - 1, *start = end;

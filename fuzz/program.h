@@ -235,6 +235,11 @@ int op_format(const struct op *op, char *buf, size_t len);
  * if every byte is printable ASCII or whitespace, binary if not. Returns 0, or -1 with a
  * message in err. */
 int program_load_file(const char *path, struct program *out, char *err, size_t errlen);
+/* A program file's name without its directory and extension ("corpus/x.sfp" -> "x"). */
+void program_file_stem(const char *path, char *buf, size_t len);
+/* Writes the binary form of the program in file (either form) to DIR/STEM.bin; returns
+ * 0 when written, 1 when that file exists (kept), -1 on an error (message in err). */
+int program_encode_into(const char *file, const char *dir, char *err, size_t errlen);
 /* Writes prog to a new file: text for *.sfp (header, if given, first: '#' comment lines),
  * binary otherwise. Never replaces a file: returns 0 when written, 1 when path exists, -1
  * on an error (message in err). */

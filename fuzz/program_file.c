@@ -148,3 +148,33 @@ int program_save_new(const char *path, const struct program *prog, const char *h
 	free(text);
 	return r;
 }
+
+void program_file_stem(const char *path, char *buf, size_t len)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	char *dot;
+
+	snprintf(buf, len, "%s", base);
+	dot = strrchr(buf, '.');
+	if (dot && dot != buf)
+		*dot = 0;
+}
+
+int program_encode_into(const char *file, const char *dir, char *err, size_t errlen)
+{
+	static uint8_t bytes[PROG_MAX_OPS * 64];
+	static struct program prog;
+	char stem[1024], *path;
+	int r;
+
+	if (program_load_file(file, &prog, err, errlen))
+		return -1;
+	program_file_stem(file, stem, sizeof(stem));
+	if (asprintf(&path, "%s/%s.bin", dir, stem) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	r = file_write_new(path, bytes, program_encode(&prog, bytes, sizeof(bytes)), err, errlen);
+	free(path);
+	return r;
+}

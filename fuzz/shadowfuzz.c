@@ -278,33 +278,9 @@ static void usage_encode(FILE *out)
 
 static int encode_one(const char *dir, const char *file, unsigned *written, unsigned *kept)
 {
-	static uint8_t buf[1 << 16];
-	struct program prog;
-	char err[256], path[3072], name[1024];
-	const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-	char *dot;
-	size_t len;
-	int r;
+	char err[512];
+	int r = program_encode_into(file, dir, err, sizeof(err));
 
-	if (program_load_file(file, &prog, err, sizeof(err))) {
-		fprintf(stderr, "shadowfuzz encode: %s\n", err);
-		return -1;
-	}
-	if (program_encoded_size_max() > sizeof(buf)) {
-		fprintf(stderr, "shadowfuzz encode: encoding buffer too small\n");
-		return -1;
-	}
-	len = program_encode(&prog, buf, sizeof(buf));
-	snprintf(name, sizeof(name), "%s", base);
-	dot = strrchr(name, '.');
-	if (dot && dot != name)
-		*dot = 0;
-	r = snprintf(path, sizeof(path), "%s/%s.bin", dir, name);
-	if (r < 0 || (size_t)r >= sizeof(path)) {
-		fprintf(stderr, "shadowfuzz encode: path too long for %s\n", file);
-		return -1;
-	}
-	r = file_write_new(path, buf, len, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "shadowfuzz encode: %s\n", err);
 		return -1;
