@@ -206,7 +206,7 @@ static void record_divergence(struct conform *c, const char *source, const struc
 	static struct program minimized;
 	struct minimize_result result;
 	static struct divergence min_div;
-	char path[PATH_MAX], err[512], header[1024], signature[SIGNATURE_MAX];
+	char path[PATH_MAX], err[512], header[1024], signature[SIGNATURE_MAX], describe[512];
 	char *original = divergence_text(div), *reduced = NULL, *text = NULL;
 	json_t *entry;
 
@@ -216,8 +216,8 @@ static void record_divergence(struct conform *c, const char *source, const struc
 	minimized = c->prog;
 	if (program_minimize(c->min_ex, &minimized, CONFORM_MINIMIZE_S, &result) == 0 &&
 	    executor_run(c->min_ex, &minimized, &min_div) > 0) {
-		snprintf(header, sizeof(header), "# signature: %s\n# minimised from: %s (%u ops)\n",
-			 signature, source, result.ops_before);
+		common_describe(&c->common, describe, sizeof(describe));
+		minimized_header(header, sizeof(header), &result, describe, source);
 		if (save_reproducer(c, source, &minimized, header, path, sizeof(path), err,
 				    sizeof(err)) == 0) {
 			reduced = divergence_text(&min_div);

@@ -143,12 +143,11 @@ static void fill_program(FILE *f, const void *prog) { program_print(prog, f); }
 static void fill_minimized(FILE *f, const void *arg)
 {
 	const struct finding_store *store = arg;
-	char when[32];
-	time_t now = time(NULL);
+	char header[1024];
 
-	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&now));
-	fprintf(f, "# signature: %s\n# model: %s\n# minimised from crash-input.bin (%u ops) on %s\n",
-		store->min_result.signature, store->describe, store->min_result.ops_before, when);
+	minimized_header(header, sizeof(header), &store->min_result, store->describe,
+			 "crash-input.bin");
+	fputs(header, f);
 	program_print(&store->minimized, f);
 }
 

@@ -297,18 +297,15 @@ static void usage_minimize(FILE *out)
 	usage_common(out);
 }
 
-/* The '#' header of a minimised text program: what it reproduces and under which model. */
-static void regression_header(const struct common_options *common, const char *source,
-			      const struct minimize_result *result, char *buf, size_t len)
+void minimized_header(char *buf, size_t len, const struct minimize_result *result,
+		      const char *model, const char *source)
 {
-	char describe[256], when[32];
+	char when[32];
 	time_t now = time(NULL);
 
-	common_describe(common, describe, sizeof(describe));
 	strftime(when, sizeof(when), "%Y-%m-%d", gmtime(&now));
-	snprintf(buf, len,
-		 "# signature: %s\n# model: %s\n# minimised from: %s (%u ops) on %s\n",
-		 result->signature, describe, source, result->ops_before, when);
+	snprintf(buf, len, "# signature: %s\n# model: %s\n# minimised from: %s (%u ops) on %s\n",
+		 result->signature, model, source, result->ops_before, when);
 }
 
 int cmd_minimize(int argc, char **argv)
@@ -326,7 +323,7 @@ int cmd_minimize(int argc, char **argv)
 	const char *out = NULL;
 	double budget = 60;
 	struct executor *ex;
-	char err[512], header[1024];
+	char err[512], header[1024], describe[256];
 	int opt, r;
 
 	while ((opt = getopt_long(argc, argv, "p:b:H:o:t:h", longopts, NULL)) != -1) {
@@ -379,7 +376,8 @@ int cmd_minimize(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	executor_free(ex);
-	regression_header(&common, argv[optind], &result, header, sizeof(header));
+	common_describe(&common, describe, sizeof(describe));
+	minimized_header(header, sizeof(header), &result, describe, argv[optind]);
 	r = program_save_new(out, &prog, header, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "shadowfuzz minimize: %s\n", r > 0 ? "OUT appeared meanwhile; kept it" : err);

@@ -25,6 +25,12 @@ struct minimize_result {
 int program_minimize(struct executor *ex, struct program *prog, double budget_s,
 		     struct minimize_result *result);
 
+/* The '#' header a minimised text program starts with, so it can join corpus/regressions:
+ * its signature, the model options it diverges under ("--profile 5.1 --bug B13"), what it
+ * was minimised from, and the date. */
+void minimized_header(char *buf, size_t len, const struct minimize_result *result,
+		      const char *model, const char *source);
+
 int cmd_minimize(int argc, char **argv);
 
 #endif
