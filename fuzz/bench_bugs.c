@@ -107,28 +107,14 @@ static int parse_options(int argc, char **argv, struct bench_bugs *b)
 	return optind == argc ? 0 : -1;
 }
 
-/* Seeds: the programs directly in the seed directory (corpus/bugs/ is below it). */
 static int collect_seeds(struct bench_bugs *b)
 {
-	struct path_list all = { 0 };
 	char err[512];
-	size_t prefix = strlen(b->seeds_dir);
 
-	if (path_list_add(&all, b->seeds_dir, err, sizeof(err))) {
+	if (path_list_add_seeds(&b->seeds, b->seeds_dir, err, sizeof(err))) {
 		fprintf(stderr, "shadowfuzz bench bugs: %s\n", err);
 		return -1;
 	}
-	for (size_t i = 0; i < all.n; i++) {
-		const char *rest = all.paths[i] + prefix + 1;
-
-		if (strchr(rest, '/') || strcmp(all.paths[i] + strlen(all.paths[i]) - 4, ".sfp"))
-			continue;
-		if (path_list_add(&b->seeds, all.paths[i], err, sizeof(err))) {
-			path_list_free(&all);
-			return -1;
-		}
-	}
-	path_list_free(&all);
 	if (!b->seeds.n) {
 		fprintf(stderr, "shadowfuzz bench bugs: no *.sfp seeds in %s\n", b->seeds_dir);
 		return -1;

@@ -301,15 +301,13 @@ static int replay_corpus(struct conform *c)
 static void add_seed_args(const struct conform *c, char **argv, int *argc, int max)
 {
 	for (unsigned i = 0; i < c->n_corpus; i++) {
-		struct path_list files = { 0 };
+		struct path_list seeds = { 0 };
 		char err[512];
-		size_t prefix = strlen(c->corpus[i]);
 
-		if (path_list_add(&files, c->corpus[i], err, sizeof(err)) == 0)
-			for (size_t f = 0; f < files.n && *argc < max; f++)
-				if (!strchr(files.paths[f] + prefix + 1, '/'))
-					argv[(*argc)++] = strdup(files.paths[f]);
-		path_list_free(&files);
+		if (path_list_add_seeds(&seeds, c->corpus[i], err, sizeof(err)) == 0)
+			for (size_t f = 0; f < seeds.n && *argc < max; f++)
+				argv[(*argc)++] = strdup(seeds.paths[f]);
+		path_list_free(&seeds);
 	}
 }
 

@@ -79,6 +79,29 @@ int path_list_add(struct path_list *list, const char *path, char *err, size_t er
 	return 0;
 }
 
+int path_list_add_seeds(struct path_list *list, const char *dir, char *err, size_t errlen)
+{
+	struct path_list all = { 0 };
+	int ret = add_dir(&all, dir, err, errlen);
+	size_t prefix = strlen(dir) + (dir[strlen(dir) - 1] == '/' ? 0 : 1);
+
+	for (size_t i = 0; i < all.n && !ret; i++) {
+		const char *name = all.paths[i] + prefix;
+		size_t len = strlen(name);
+
+		if (strchr(name, '/') || len < 4 || strcmp(name + len - 4, ".sfp"))
+			continue;
+		if (push(list, all.paths[i])) {
+			snprintf(err, errlen, "out of memory");
+			ret = -1;
+			break;
+		}
+		all.paths[i] = NULL;
+	}
+	path_list_free(&all);
+	return ret;
+}
+
 void path_list_free(struct path_list *list)
 {
 	for (size_t i = 0; i < list->n; i++)

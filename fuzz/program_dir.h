@@ -13,6 +13,9 @@ struct path_list {
 /* Appends path (a file) or the files under it (a directory). Returns 0, or -1 with a
  * message in err when path cannot be read. */
 int path_list_add(struct path_list *list, const char *path, char *err, size_t errlen);
+/* Appends the seed programs of dir: its own *.sfp files in name order, not those below it
+ * (corpus/bugs/ and corpus/regressions/ expose bugs; campaigns never start from them). */
+int path_list_add_seeds(struct path_list *list, const char *dir, char *err, size_t errlen);
 void path_list_free(struct path_list *list);
 
 #endif
