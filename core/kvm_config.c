@@ -172,6 +172,32 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "dirty-log check (a page the guest wrote is missing from the bitmap)",
 	},
+	[KVM_BUG_B16_FLUSH_INSTEAD_OF_SYNC] = {
+		.id = "B16",
+		.summary = "kvm_mmu_get_page requests a TLB flush instead of KVM_REQ_MMU_SYNC when "
+			   "it finds a page with unsync children: a table linked at a new place "
+			   "brings its stale unsync sptes to addresses the guest never had mapped "
+			   "that way (the v5.8 regression, inverted into this model)",
+		.origin = "f6f6195b888c (2020), regression from 8c8560b83390 (v5.8)",
+		.caught_by = "translation check (a spte of an unsync page the guest's tables never "
+			     "gave at that address since its last flush)",
+	},
+	[KVM_BUG_S10_INVLPG_KEEPS_UNSYNC_SPTE] = {
+		.id = "S10",
+		.summary = "FNAME(invlpg) treats unsync pages as synced: the spte of the gva stays "
+			   "as it was, so a gpte the guest changed and then INVLPGed keeps its old "
+			   "translation",
+		.origin = "synthetic",
+		.caught_by = "translation check (a spte of an unsync page after the guest's INVLPG "
+			     "of its address)",
+	},
+	[KVM_BUG_S12_SYNC_KEEPS_CHANGED_GFN] = {
+		.id = "S12",
+		.summary = "FNAME(sync_page) keeps the spte of a gpte that now names another gfn: "
+			   "it gets the new access on the old frame",
+		.origin = "synthetic",
+		.caught_by = "translation check (wrong gpa after the guest's MOV CR3 synced the page)",
+	},
 };
 
 void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile)

@@ -151,9 +151,24 @@ struct kvm_vcpu {
 	uint64_t mmio_gen;
 };
 
-/* Where the model would have crashed or WARNed (BUG_ON, NULL rmap...): a finding. */
+/* Where the model would have crashed (BUG_ON, NULL rmap...): a finding. */
 struct kvm_model_error {
 	bool set;
+	char what[160];
+};
+
+/* A WARN KVM would print and go on from: the model goes on too, and the harness judges
+ * it after the op. The kind names the cases a checker rule knows to be KVM's own. */
+enum kvm_warning_kind {
+	KVM_WARN_UNEXPECTED,
+	/* mmu_need_write_protect unsyncs a higher-level page of another address space
+	 * (RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE). */
+	KVM_WARN_UNSYNC_OTHER_AS_TABLE,
+};
+
+struct kvm_model_warning {
+	bool set;
+	enum kvm_warning_kind kind;
 	char what[160];
 };
 
@@ -167,6 +182,7 @@ struct kvm {
 	int nr_vcpus;
 	struct kvm_arch_mmu *mmu; /* shadow-MMU state of the VM (mmu.c) */
 	struct kvm_model_error error;
+	struct kvm_model_warning warning; /* the first WARN since the reset */
 	/* MMU event hook (mmu_trace.h): NULL unless a tracer is attached; kept across
 	 * kvm_reset. */
 	void (*trace_fn)(void *ctx, const struct kvm_mmu_trace_event *ev);

@@ -24,6 +24,19 @@ void kvm_model_error(struct kvm *kvm, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (kvm->warning.set)
+		return;
+	kvm->warning.set = true;
+	kvm->warning.kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(kvm->warning.what, sizeof(kvm->warning.what), fmt, ap);
+	va_end(ap);
+}
+
 void kvm_flush_remote_tlbs(struct kvm *kvm)
 {
 	kvm->mmu->stat_remote_flushes++;
@@ -238,6 +251,7 @@ void kvm_mmu_reset_vm(struct kvm *kvm)
 	arch->stat_pages_zapped = arch->stat_remote_flushes = 0;
 	arch->stat_mmu_recycled = arch->stat_enospc = 0;
 	memset(&kvm->error, 0, sizeof(kvm->error));
+	memset(&kvm->warning, 0, sizeof(kvm->warning));
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		init_vcpu_mmu(kvm, &kvm->vcpus[i]);
 }
@@ -467,11 +481,15 @@ static void drop_parent_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *
 	*parent_pte = 0;
 }
 
+static void mark_unsync(struct kvm *kvm, uint64_t *spte);
+
 void link_shadow_page(struct kvm_vcpu *vcpu, uint64_t *sptep, struct kvm_mmu_page *sp)
 {
 	/* Links are fully permissive: permissions live in the leaves (spec §2.2). */
 	*sptep = sp->hpa | PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT_ACCESSED_MASK;
 	mmu_page_add_parent_pte(vcpu->kvm, sp, sptep);
+	if (sp->unsync_children || sp->unsync)
+		mark_unsync(vcpu->kvm, sptep);
 }
 
 static struct kvm_mmu_page *child_of(const struct kvm *kvm, uint64_t spte)
@@ -594,7 +612,7 @@ static bool mmu_gfn_lpage_is_disallowed(struct kvm_vcpu *vcpu, gfn_t gfn, int le
 
 /* ---- zapping ---- */
 
-static bool mmu_page_zap_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *spte)
+bool mmu_page_zap_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *spte)
 {
 	uint64_t pte = *spte;
 
@@ -625,24 +643,235 @@ static void kvm_mmu_unlink_parents(struct kvm *kvm, struct kvm_mmu_page *sp)
 		drop_parent_pte(kvm, sp, sptep);
 }
 
-/* kvm_mmu_prepare_zap_page (without unsync children: issue 4). Returns the pages put on
- * invalid_list: a root in use stays on active_mmu_pages, still counted in n_used_mmu_pages,
- * and counts 0 (v4.20..v5.4). */
+/* ---- unsync bookkeeping (spec §5.3, §5.5) ---- */
+
+static void kvm_mmu_mark_parents_unsync(struct kvm *kvm, struct kvm_mmu_page *sp);
+
+static bool test_and_set_unsync_bit(struct kvm_mmu_page *sp, unsigned index)
+{
+	uint64_t bit = 1ull << (index % 64), *word = &sp->unsync_child_bitmap[index / 64];
+	bool was_set = *word & bit;
+
+	*word |= bit;
+	return was_set;
+}
+
+static bool unsync_bit(const struct kvm_mmu_page *sp, unsigned index)
+{
+	return (sp->unsync_child_bitmap[index / 64] >> (index % 64)) & 1;
+}
+
+/* mark_unsync: the parent spte's bit; a page's first unsync child marks its own parents. */
+static void mark_unsync(struct kvm *kvm, uint64_t *spte)
+{
+	struct kvm_mmu_page *sp = sptep_to_sp(kvm, spte);
+
+	if (!sp || test_and_set_unsync_bit(sp, (unsigned)(spte - sp->spt)))
+		return;
+	if (sp->unsync_children++)
+		return;
+	kvm_mmu_mark_parents_unsync(kvm, sp);
+}
+
+static void kvm_mmu_mark_parents_unsync(struct kvm *kvm, struct kvm_mmu_page *sp)
+{
+	struct rmap_iterator iter;
+	uint64_t *sptep;
+
+	for_each_rmap_spte(&sp->parent_ptes, &iter, sptep)
+		mark_unsync(kvm, sptep);
+}
+
+static void kvm_unsync_page(struct kvm *kvm, struct kvm_mmu_page *sp)
+{
+	trace_kvm_mmu_unsync_page(kvm, sp);
+	kvm->mmu->stat_unsync_pages++;
+	sp->unsync = true;
+	kvm_mmu_mark_parents_unsync(kvm, sp);
+}
+
+static void kvm_unlink_unsync_page(struct kvm *kvm, struct kvm_mmu_page *sp)
+{
+	trace_kvm_mmu_sync_page(kvm, sp);
+	sp->unsync = false;
+}
+
+/* struct kvm_mmu_pages: a batch of the unsync walk, parents before their children. */
+#define KVM_PAGE_ARRAY_NR 16
+#define INVALID_INDEX (-1)
+
+struct kvm_mmu_pages {
+	struct {
+		struct kvm_mmu_page *sp;
+		int idx; /* index of the spte linking sp in its parent */
+	} page[KVM_PAGE_ARRAY_NR];
+	int nr;
+};
+
+/* The path from the walk's top page to the current level-1 page: parent[l - 1] is the
+ * level-(l + 1) page, idx[l - 1] the index of the level-l page in it. */
+struct mmu_page_path {
+	struct kvm_mmu_page *parent[PT64_ROOT_MAX_LEVEL];
+	int idx[PT64_ROOT_MAX_LEVEL];
+};
+
+/* mmu_pages_add: true when the batch is full. An unsync page is added once. */
+static bool mmu_pages_add(struct kvm_mmu_pages *pvec, struct kvm_mmu_page *sp, int idx)
+{
+	for (int i = 0; sp->unsync && i < pvec->nr; i++)
+		if (pvec->page[i].sp == sp)
+			return false;
+	pvec->page[pvec->nr].sp = sp;
+	pvec->page[pvec->nr].idx = idx;
+	return ++pvec->nr == KVM_PAGE_ARRAY_NR;
+}
+
+static void clear_unsync_child_bit(struct kvm *kvm, struct kvm_mmu_page *sp, int idx)
+{
+	if (!sp->unsync_children)
+		kvm_model_error(kvm, "unsync_children underflow in page gfn %#llx",
+				(unsigned long long)sp->gfn);
+	sp->unsync_children--;
+	sp->unsync_child_bitmap[idx / 64] &= ~(1ull << (idx % 64));
+}
+
+/* __mmu_unsync_walk: the number of unsync level-1 pages below sp, or -ENOSPC when the
+ * batch filled up. Bits whose subtree holds nothing unsync any more are cleared. */
+static int __mmu_unsync_walk(struct kvm *kvm, struct kvm_mmu_page *sp, struct kvm_mmu_pages *pvec)
+{
+	int nr_unsync_leaf = 0;
+
+	for (int i = 0; i < SPTES_PER_PAGE; i++) {
+		struct kvm_mmu_page *child;
+		uint64_t ent = sp->spt[i];
+		int ret;
+
+		if (!unsync_bit(sp, (unsigned)i))
+			continue;
+		if (!present(kvm, ent) || is_large_pte(ent)) {
+			clear_unsync_child_bit(kvm, sp, i);
+			continue;
+		}
+		child = child_of(kvm, ent);
+		if (child->unsync_children) {
+			if (mmu_pages_add(pvec, child, i))
+				return -ENOSPC;
+			ret = __mmu_unsync_walk(kvm, child, pvec);
+			if (ret < 0)
+				return ret;
+			if (!ret)
+				clear_unsync_child_bit(kvm, sp, i);
+			nr_unsync_leaf += ret;
+		} else if (child->unsync) {
+			nr_unsync_leaf++;
+			if (mmu_pages_add(pvec, child, i))
+				return -ENOSPC;
+		} else {
+			clear_unsync_child_bit(kvm, sp, i);
+		}
+	}
+	return nr_unsync_leaf;
+}
+
+/* mmu_unsync_walk: non-zero while sp has unsync descendants left to batch. */
+static int mmu_unsync_walk(struct kvm *kvm, struct kvm_mmu_page *sp, struct kvm_mmu_pages *pvec)
+{
+	pvec->nr = 0;
+	if (!sp->unsync_children)
+		return 0;
+	mmu_pages_add(pvec, sp, INVALID_INDEX);
+	return __mmu_unsync_walk(kvm, sp, pvec);
+}
+
+/* mmu_pages_next: the batch's next level-1 page after entry i, recording the path. */
+static int mmu_pages_next(const struct kvm_mmu_pages *pvec, struct mmu_page_path *parents, int i)
+{
+	int n;
+
+	for (n = i + 1; n < pvec->nr; n++) {
+		struct kvm_mmu_page *sp = pvec->page[n].sp;
+		int level = sp->role.level;
+
+		parents->idx[level - 1] = pvec->page[n].idx;
+		if (level == PT_PAGE_TABLE_LEVEL)
+			break;
+		parents->parent[level - 2] = sp;
+	}
+	return n;
+}
+
+static int mmu_pages_first(const struct kvm_mmu_pages *pvec, struct mmu_page_path *parents)
+{
+	int level;
+
+	if (!pvec->nr)
+		return 0;
+	level = pvec->page[0].sp->role.level;
+	parents->parent[level - 2] = pvec->page[0].sp;
+	parents->parent[level - 1] = NULL; /* the path ends above the walk's top page */
+	return mmu_pages_next(pvec, parents, 0);
+}
+
+/* mmu_pages_clear_parents: the current level-1 page is done; clear its bit, and its
+ * parent's bit for each page left with no unsync child. */
+static void mmu_pages_clear_parents(struct kvm *kvm, const struct mmu_page_path *parents)
+{
+	struct kvm_mmu_page *sp;
+	int level = 0;
+
+	do {
+		sp = parents->parent[level];
+		if (!sp)
+			return;
+		clear_unsync_child_bit(kvm, sp, parents->idx[level]);
+		level++;
+	} while (!sp->unsync_children);
+}
+
+static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
+				    struct kvm_mmu_page_list *invalid_list);
+
+/* mmu_zap_unsync_children: unsync pages below parent are reachable only through it. */
+static int mmu_zap_unsync_children(struct kvm *kvm, struct kvm_mmu_page *parent,
+				   struct kvm_mmu_page_list *invalid_list)
+{
+	struct mmu_page_path parents;
+	struct kvm_mmu_pages pages;
+	int zapped = 0;
+
+	if (parent->role.level == PT_PAGE_TABLE_LEVEL)
+		return 0;
+	while (mmu_unsync_walk(kvm, parent, &pages)) {
+		for (int i = mmu_pages_first(&pages, &parents); i < pages.nr;
+		     i = mmu_pages_next(&pages, &parents, i)) {
+			kvm_mmu_prepare_zap_page(kvm, pages.page[i].sp, invalid_list);
+			mmu_pages_clear_parents(kvm, &parents);
+			zapped++;
+		}
+	}
+	return zapped;
+}
+
+/* kvm_mmu_prepare_zap_page: unsync children first. Returns the pages put on invalid_list:
+ * a root in use stays on active_mmu_pages, still counted in n_used_mmu_pages, and counts 0
+ * (v4.20..v5.4). */
 static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 				    struct kvm_mmu_page_list *invalid_list)
 {
-	int zapped = 0;
+	int zapped;
 
 	trace_kvm_mmu_prepare_zap_page(kvm, sp);
+	zapped = mmu_zap_unsync_children(kvm, sp, invalid_list);
 	kvm_mmu_page_unlink_children(kvm, sp);
 	kvm_mmu_unlink_parents(kvm, sp);
 	if (!sp->role.invalid && !sp->role.direct &&
 	    !kvm_bug(&kvm->config, KVM_BUG_S2_NO_UNACCOUNT_SHADOWED))
 		unaccount_shadowed(kvm, sp);
-	sp->unsync = false;
+	if (sp->unsync)
+		kvm_unlink_unsync_page(kvm, sp);
 	kvm->mmu->stat_pages_zapped++;
 	if (!sp->root_count) {
-		zapped = 1;
+		zapped++;
 		TAILQ_REMOVE(&kvm->mmu->active_mmu_pages, sp, link);
 		TAILQ_INSERT_HEAD(invalid_list, sp, link);
 		kvm->mmu->n_used_mmu_pages--; /* kvm_mod_used_mmu_pages */
@@ -774,6 +1003,72 @@ static void kvm_mmu_flush_or_zap(struct kvm *kvm, struct kvm_vcpu *vcpu,
 		kvm_flush_remote_tlbs(kvm);
 	else if (local_flush && vcpu)
 		vcpu->requests |= KVM_REQ_TLB_FLUSH;
+}
+
+/* ---- syncing unsync pages (spec §5.5) ---- */
+
+/* __kvm_sync_page: refresh sp from the guest table (the gfn is write-protected by the
+ * caller); a page built for the other gpte size, or left with nothing present, is zapped.
+ * K420 names the role bit cr4_pae, K51+ gpte_is_8_bytes. */
+static bool __kvm_sync_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp,
+			    struct kvm_mmu_page_list *invalid_list)
+{
+	if (sp->role.gpte_is_8_bytes != is_pae(vcpu) || !kvm_mmu_sync_page(vcpu, sp)) {
+		kvm_mmu_prepare_zap_page(vcpu->kvm, sp, invalid_list);
+		return false;
+	}
+	return true;
+}
+
+static bool kvm_sync_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp,
+			  struct kvm_mmu_page_list *invalid_list)
+{
+	kvm_unlink_unsync_page(vcpu->kvm, sp);
+	return __kvm_sync_page(vcpu, sp, invalid_list);
+}
+
+/* kvm_sync_pages: every unsync page of gfn (write-protected by the caller). */
+static bool kvm_sync_pages(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_mmu_page_list *invalid_list)
+{
+	struct kvm_mmu_page *sp;
+	bool flush = false;
+
+	for_each_gfn_indirect_valid_sp(vcpu->kvm, sp, gfn) {
+		if (!sp->unsync)
+			continue;
+		flush |= kvm_sync_page(vcpu, sp, invalid_list);
+	}
+	return flush;
+}
+
+/* mmu_sync_children: batch by batch, write-protect the unsync pages below parent (one
+ * remote flush if that took W from any spte), then sync them and clear their path bits.
+ * KVM may break the lock between batches; the model has nobody to yield to. */
+static void mmu_sync_children(struct kvm_vcpu *vcpu, struct kvm_mmu_page *parent)
+{
+	struct kvm *kvm = vcpu->kvm;
+	struct kvm_mmu_page_list invalid_list;
+	struct mmu_page_path parents;
+	struct kvm_mmu_pages pages;
+	bool flush = false;
+
+	TAILQ_INIT(&invalid_list);
+	while (mmu_unsync_walk(kvm, parent, &pages)) {
+		bool protected = false;
+		int i;
+
+		for (i = mmu_pages_first(&pages, &parents); i < pages.nr; i = mmu_pages_next(&pages, &parents, i))
+			protected |= rmap_write_protect(vcpu, pages.page[i].sp->gfn);
+		if (protected) {
+			kvm_flush_remote_tlbs(kvm);
+			flush = false;
+		}
+		for (i = mmu_pages_first(&pages, &parents); i < pages.nr; i = mmu_pages_next(&pages, &parents, i)) {
+			flush |= kvm_sync_page(vcpu, pages.page[i].sp, &invalid_list);
+			mmu_pages_clear_parents(kvm, &parents);
+		}
+	}
+	kvm_mmu_flush_or_zap(kvm, vcpu, &invalid_list, false, flush);
 }
 
 /* __kvm_mmu_zap_all (K51; mmio_only: pages that ever held an MMIO spte). Invalid roots that
@@ -1031,73 +1326,135 @@ static union kvm_mmu_page_role page_role(struct kvm_vcpu *vcpu, gva_t gaddr, uns
 	return role;
 }
 
+/* A page found in the hash (an unsync one was just synced in place and stays unsync,
+ * v4.20..v5.4): the sync needs a TLB flush; unsync children make the vCPU sync its roots
+ * before it enters the guest (bug B16: a TLB flush instead). */
+static struct kvm_mmu_page *get_page_hit(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
+{
+	if (sp->unsync)
+		vcpu->requests |= KVM_REQ_TLB_FLUSH;
+	if (sp->unsync_children)
+		vcpu->requests |= kvm_bug(&vcpu->kvm->config, KVM_BUG_B16_FLUSH_INSTEAD_OF_SYNC) ?
+					  KVM_REQ_TLB_FLUSH : KVM_REQ_MMU_SYNC;
+	sp->write_flooding_count = 0;
+	trace_kvm_mmu_get_page(vcpu->kvm, sp, false);
+	return sp;
+}
+
 struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t gaddr,
 				      unsigned level, bool direct, unsigned access)
 {
 	struct kvm *kvm = vcpu->kvm;
 	union kvm_mmu_page_role role = page_role(vcpu, gaddr, level, direct, access);
+	struct kvm_mmu_page_list invalid_list;
 	struct kvm_mmu_page *sp;
+	bool need_sync = false, flush = false;
 
+	TAILQ_INIT(&invalid_list);
 	for_each_valid_sp(kvm, sp, gfn) {
-		if (sp->gfn != gfn || sp->role.word != role.word)
+		if (sp->gfn != gfn)
 			continue;
-		sp->write_flooding_count = 0;
-		trace_kvm_mmu_get_page(kvm, sp, false);
-		return sp;
+		need_sync |= sp->unsync;
+		if (sp->role.word != role.word)
+			continue;
+		if (sp->unsync && !__kvm_sync_page(vcpu, sp, &invalid_list))
+			break; /* zapped: build a new one */
+		return get_page_hit(vcpu, sp);
 	}
 	sp = kvm_mmu_alloc_page(kvm, direct);
-	if (!sp)
+	if (!sp) {
+		kvm_mmu_commit_zap_page(kvm, &invalid_list);
 		return NULL;
+	}
 	sp->gfn = gfn;
 	sp->role = role;
 	sp->mmu_valid_gen = kvm->mmu->mmu_valid_gen;
 	LIST_INSERT_HEAD(&kvm->mmu->mmu_page_hash[kvm_page_table_hashfn(gfn)], sp, hash_link);
 	sp->on_hash = true;
 	trace_kvm_mmu_get_page(kvm, sp, true);
-	if (direct)
-		return sp;
-	/* Write-protect before the page is used, so its contents match the guest table. */
-	account_shadowed(kvm, sp);
-	if (level == PT_PAGE_TABLE_LEVEL && !kvm_bug(&kvm->config, KVM_BUG_S1_NO_LEVEL1_WRITE_PROTECT) &&
-	    rmap_write_protect(vcpu, gfn))
-		kvm_flush_remote_tlbs(kvm);
+	if (!direct) {
+		/* Write-protect before syncing, so synced contents match the guest table. */
+		account_shadowed(kvm, sp);
+		if (level == PT_PAGE_TABLE_LEVEL &&
+		    !kvm_bug(&kvm->config, KVM_BUG_S1_NO_LEVEL1_WRITE_PROTECT) && rmap_write_protect(vcpu, gfn))
+			kvm_flush_remote_tlbs(kvm);
+		/* The gfn is now a higher-level table: its unsync level-1 pages resync. */
+		if (level > PT_PAGE_TABLE_LEVEL && need_sync)
+			flush |= kvm_sync_pages(vcpu, gfn, &invalid_list);
+	}
+	kvm_mmu_flush_or_zap(kvm, vcpu, &invalid_list, false, flush);
 	return sp;
 }
 
 /* ---- set_spte / mmu_set_spte ---- */
 
-/* mmu_need_write_protect with can_unsync = false (no unsync pages yet): any write-tracked
- * gfn or any valid indirect page of the gfn keeps the spte read-only. */
-static bool mmu_need_write_protect(struct kvm_vcpu *vcpu, gfn_t gfn)
+/* mmu_need_write_protect: a write-tracked gfn (a higher-level table) stays read-only; a
+ * level-1 table may be mapped writable when can_unsync, its pages going unsync so the
+ * guest writes it directly until its next TLB flush or INVLPG (spec §5.3). */
+static bool mmu_need_write_protect(struct kvm_vcpu *vcpu, gfn_t gfn, bool can_unsync)
 {
 	struct kvm_mmu_page *sp;
 
 	if (kvm_page_track_is_active(vcpu, gfn))
 		return true;
-	for_each_gfn_indirect_valid_sp(vcpu->kvm, sp, gfn)
-		return true;
+	for_each_gfn_indirect_valid_sp(vcpu->kvm, sp, gfn) {
+		if (!can_unsync)
+			return true;
+		if (sp->unsync)
+			continue;
+		/* KVM WARNs and unsyncs it anyway. Tracking is looked up in the vCPU's address
+		 * space, the pages in all of them: a table of the other one gets here (found by
+		 * shadowfuzz, RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE). */
+		if (sp->role.level != PT_PAGE_TABLE_LEVEL)
+			kvm_model_warn(vcpu->kvm,
+				       sp->role.smm != vcpu->arch.smm ? KVM_WARN_UNSYNC_OTHER_AS_TABLE :
+									KVM_WARN_UNEXPECTED,
+				       "WARN in mmu_need_write_protect: unsync of a level-%d page (gfn %#llx, "
+				       "address space %d) on a write in address space %d", sp->role.level,
+				       (unsigned long long)gfn, sp->role.smm ? 1 : 0, vcpu->arch.smm ? 1 : 0);
+		kvm_unsync_page(vcpu->kvm, sp);
+	}
 	return false;
+}
+
+static void mark_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned access)
+{
+	struct kvm *kvm = vcpu->kvm;
+	uint64_t gen = kvm_vcpu_memslots(vcpu)->generation;
+
+	*sptep = make_mmio_spte(&kvm->mmu->spte, gfn, access, gen);
+	trace_mark_mmio_spte(kvm, sptep, gfn, access, gen);
+	/* K51-K53 zap only pages that ever held an MMIO spte on a wrap. */
+	sptep_to_sp(kvm, sptep)->mmio_cached = true;
 }
 
 static bool set_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, kvm_pfn_t pfn,
 			  unsigned access)
 {
-	struct kvm *kvm = vcpu->kvm;
-	struct kvm_memslots *slots = kvm_vcpu_memslots(vcpu);
-	uint64_t gen;
-
 	if (!is_noslot_pfn(pfn))
 		return false;
-	gen = slots->generation;
-	*sptep = make_mmio_spte(&kvm->mmu->spte, gfn, access, gen);
-	trace_mark_mmio_spte(kvm, sptep, gfn, access, gen);
-	/* mark_mmio_spte: K51-K53 zap only pages that ever held an MMIO spte on a wrap. */
-	sptep_to_sp(kvm, sptep)->mmio_cached = true;
+	mark_mmio_spte(vcpu, sptep, gfn, access);
 	return true;
 }
 
-static int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, int level,
-		    gfn_t gfn, kvm_pfn_t pfn, bool speculative, bool host_writable)
+/* sync_mmio_spte (FNAME(sync_page)): an MMIO spte whose gfn the guest changed is cleared,
+ * one that still matches is stamped with the current generation. */
+bool sync_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned access,
+		    int *nr_present)
+{
+	if (!is_mmio_spte(&vcpu->kvm->mmu->spte, *sptep))
+		return false;
+	if (gfn != get_mmio_spte_gfn(&vcpu->kvm->mmu->spte, *sptep)) {
+		*sptep = 0;
+		return true;
+	}
+	(*nr_present)++;
+	mark_mmio_spte(vcpu, sptep, gfn, access);
+	return true;
+}
+
+int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, int level, gfn_t gfn,
+	     kvm_pfn_t pfn, bool speculative, bool can_unsync, bool host_writable)
 {
 	uint64_t spte = PT_PRESENT_MASK;
 	int ret = 0;
@@ -1123,7 +1480,11 @@ static int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access,
 		if (level > PT_PAGE_TABLE_LEVEL && mmu_gfn_lpage_is_disallowed(vcpu, gfn, level))
 			return 0;
 		spte |= PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE;
-		if (mmu_need_write_protect(vcpu, gfn)) {
+		/* A sync (can_unsync false) keeps W on a spte that has it: the page's own
+		 * write protection is get_page's and the sync's business. */
+		if (!can_unsync && is_writable_pte(*sptep))
+			goto set_pte;
+		if (mmu_need_write_protect(vcpu, gfn, can_unsync)) {
 			ret |= SET_SPTE_WRITE_PROTECTED_PT;
 			pte_access &= ~ACC_WRITE_MASK;
 			spte &= ~(PT_WRITABLE_MASK | SPTE_MMU_WRITEABLE);
@@ -1135,6 +1496,7 @@ static int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access,
 	}
 	if (speculative)
 		spte &= ~PT_ACCESSED_MASK; /* mark_spte_for_access_track with A/D bits */
+set_pte:
 	if (mmu_spte_update(vcpu->kvm, sptep, spte))
 		ret |= SET_SPTE_NEED_REMOTE_TLB_FLUSH;
 	return ret;
@@ -1159,7 +1521,7 @@ int mmu_set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, bo
 			was_rmapped = true;
 		}
 	}
-	set_spte_ret = set_spte(vcpu, sptep, pte_access, level, gfn, pfn, speculative, host_writable);
+	set_spte_ret = set_spte(vcpu, sptep, pte_access, level, gfn, pfn, speculative, true, host_writable);
 	trace_kvm_mmu_set_spte(kvm, level, gfn, sptep);
 	if (set_spte_ret & SET_SPTE_WRITE_PROTECTED_PT) {
 		if (write_fault)
@@ -1217,10 +1579,13 @@ uint64_t *hpa_to_sptes(struct kvm_vcpu *vcpu, hpa_t hpa)
 	return sp ? sp->spt : NULL;
 }
 
-void shadow_walk_init(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu, uint64_t addr)
+/* shadow_walk_init_using_root: a PAE-shaped root can only be the current one (prev_roots
+ * exist for 4/5-level shadow roots only). */
+void shadow_walk_init_using_root(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu,
+				 hpa_t root, uint64_t addr)
 {
 	it->addr = addr;
-	it->shadow_addr = vcpu->mmu.root_hpa;
+	it->shadow_addr = root;
 	it->level = vcpu->mmu.shadow_root_level;
 	if (!VALID_PAGE(it->shadow_addr)) {
 		it->level = 0;
@@ -1232,6 +1597,11 @@ void shadow_walk_init(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu
 		if (!it->shadow_addr)
 			it->level = 0;
 	}
+}
+
+void shadow_walk_init(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu, uint64_t addr)
+{
+	shadow_walk_init_using_root(it, vcpu, vcpu->mmu.root_hpa, addr);
 }
 
 bool shadow_walk_okay(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu)
@@ -1393,15 +1763,31 @@ void kvm_mmu_unload(struct kvm_vcpu *vcpu)
 	kvm_mmu_free_roots(vcpu, true, true);
 }
 
-/* kvm_mmu_sync_roots for a shadow MMU with a root: it drops the whole MMIO cache. With no
- * unsync pages in the model yet, that is all it does. */
+/* kvm_mmu_sync_roots (shadow MMU with a root): drop the whole MMIO cache, then sync the
+ * unsync pages below the root, or below each PAE root. */
 void kvm_mmu_sync_roots(struct kvm_vcpu *vcpu)
 {
-	if (vcpu->mmu.direct_map || !VALID_PAGE(vcpu->mmu.root_hpa))
+	struct kvm_mmu *mmu = &vcpu->mmu;
+	struct kvm_mmu_page *sp;
+
+	if (mmu->direct_map || !VALID_PAGE(mmu->root_hpa))
 		return;
 	trace_kvm_mmu_sync_roots(vcpu->kvm);
 	vcpu->mmio_gva = 0;
 	vcpu->mmio_gfn = 0;
+	if (mmu_has_single_root(mmu)) {
+		sp = page_header(vcpu->kvm, mmu->root_hpa);
+		if (sp && (sp->unsync || sp->unsync_children))
+			mmu_sync_children(vcpu, sp);
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (!mmu->pae_root[i] || !VALID_PAGE(mmu->pae_root[i]))
+			continue;
+		sp = page_header(vcpu->kvm, mmu->pae_root[i] & PT64_BASE_ADDR_MASK);
+		if (sp)
+			mmu_sync_children(vcpu, sp);
+	}
 }
 
 /* kvm_mmu_load: allocate roots, sync them, flush the TLB; 1 if the VM shut down. */
@@ -1606,12 +1992,25 @@ void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int
 	kvm_mmu_flush_or_zap(kvm, vcpu, &invalid_list, remote_flush, local_flush);
 }
 
-/* ---- INVLPG (kvm_mmu_invlpg): without unsync pages only the TLB and MMIO cache ---- */
+/* ---- INVLPG (kvm_mmu_invlpg, spec §5.6) ---- */
 
+/* mmu->invlpg for the vCPU's mode: nonpaging_invlpg does nothing. */
+static void mmu_invlpg_root(struct kvm_vcpu *vcpu, gva_t gva, hpa_t root)
+{
+	if (vcpu->mmu.direct_map || !VALID_PAGE(root))
+		return;
+	if ((vcpu->mmio_gva & PAGE_MASK) == (gva & PAGE_MASK))
+		vcpu->mmio_gva = 0; /* vcpu_clear_mmio_info(vcpu, gva) */
+	kvm_mmu_invlpg_root(vcpu, gva, root);
+}
+
+/* The caller has dropped non-canonical addresses (INVLPG of one is a no-op). Synced pages
+ * need nothing: the guest could not change them without KVM seeing it. */
 void kvm_mmu_invlpg(struct kvm_vcpu *vcpu, gva_t gva)
 {
-	if ((vcpu->mmio_gva & PAGE_MASK) == (gva & PAGE_MASK))
-		vcpu->mmio_gva = 0;
+	mmu_invlpg_root(vcpu, gva, vcpu->mmu.root_hpa);
+	for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+		mmu_invlpg_root(vcpu, gva, vcpu->mmu.prev_roots[i].hpa);
 	for (int i = 0; i < vcpu->tlb.n;) {
 		struct hw_tlb_entry *e = &vcpu->tlb.entries[i];
 		uint64_t size = PAGE_SIZE << (9 * (e->level - 1));

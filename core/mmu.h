@@ -88,7 +88,7 @@ struct kvm_arch_mmu {
 	struct kvm_lpage_info scratch_lpage;
 	/* Statistics the harness prints. */
 	uint64_t stat_pf_fixed, stat_pf_emulate, stat_pages_zapped, stat_remote_flushes;
-	uint64_t stat_mmu_recycled, stat_enospc;
+	uint64_t stat_mmu_recycled, stat_enospc, stat_unsync_pages;
 };
 
 enum {
@@ -157,6 +157,8 @@ struct kvm_shadow_walk_iterator {
 	unsigned index;
 };
 void shadow_walk_init(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu, uint64_t addr);
+void shadow_walk_init_using_root(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu,
+				 hpa_t root, uint64_t addr);
 bool shadow_walk_okay(struct kvm_shadow_walk_iterator *it, struct kvm_vcpu *vcpu);
 void shadow_walk_next(struct kvm_shadow_walk_iterator *it);
 uint64_t *hpa_to_sptes(struct kvm_vcpu *vcpu, hpa_t hpa);
@@ -173,6 +175,14 @@ bool page_fault_handle_page_track(struct kvm_vcpu *vcpu, uint32_t error_code, gf
 /* mmu->update_pte: refill a level-1 spte from a new gpte (paging_tmpl.h). */
 void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte, uint64_t gentry);
 void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep);
+bool mmu_page_zap_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *spte);
+int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, int level, gfn_t gfn,
+	     kvm_pfn_t pfn, bool speculative, bool can_unsync, bool host_writable);
+bool sync_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned access,
+		    int *nr_present);
+/* mmu->sync_page and mmu->invlpg of the vCPU's mode (paging_tmpl.h). */
+int kvm_mmu_sync_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp);
+void kvm_mmu_invlpg_root(struct kvm_vcpu *vcpu, gva_t gva, hpa_t root);
 
 /* Emulated guest writes reach the MMU through page tracking (kvm_page_track_write). */
 void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes);

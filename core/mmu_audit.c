@@ -307,6 +307,64 @@ static bool audit_accounting(struct audit *a)
 	return true;
 }
 
+static bool gfn_write_tracked(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm->memslots[sp->role.smm ? 1 : 0], sp->gfn);
+
+	return slot && slot->arch.gfn_track[KVM_PAGE_TRACK_WRITE][gfn_to_index(sp->gfn, slot->base_gfn, 1)];
+}
+
+static unsigned unsync_bits(const struct kvm_mmu_page *sp)
+{
+	unsigned n = 0;
+
+	for (int w = 0; w < SPTES_PER_PAGE / 64; w++)
+		n += (unsigned)__builtin_popcountll(sp->unsync_child_bitmap[w]);
+	return n;
+}
+
+/* Every link to a page that is unsync or has unsync children has its bit set in the
+ * linking page (bits may be stale, never missing: mmu_sync_children finds pages by them). */
+static bool audit_unsync_path(struct audit *a, struct kvm_mmu_page *sp)
+{
+	struct rmap_iterator iter;
+	uint64_t *sptep;
+
+	for_each_rmap_spte(&sp->parent_ptes, &iter, sptep) {
+		struct kvm_mmu_page *parent = sptep_to_sp(a->kvm, sptep);
+		unsigned i = parent ? (unsigned)(sptep - parent->spt) : 0;
+
+		if (parent && !((parent->unsync_child_bitmap[i / 64] >> (i % 64)) & 1))
+			return violation(a, "page gfn %#llx (level %d) leads to an unsync page but its "
+					 "link %u in page gfn %#llx has no unsync_child_bitmap bit",
+					 (unsigned long long)sp->gfn, sp->role.level, i,
+					 (unsigned long long)parent->gfn);
+	}
+	return true;
+}
+
+/* Invariant 4: unsync pages are valid indirect level-1 pages of untracked gfns;
+ * unsync_children counts the bitmap; paths to unsync pages are marked. */
+static bool audit_unsync(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		if (sp->unsync && (sp->role.level != PT_PAGE_TABLE_LEVEL || sp->role.direct ||
+				   sp->role.invalid || gfn_write_tracked(a->kvm, sp)))
+			return violation(a, "unsync page gfn %#llx is level %d%s%s%s",
+					 (unsigned long long)sp->gfn, sp->role.level,
+					 sp->role.direct ? ", direct" : "", sp->role.invalid ? ", zapped" : "",
+					 gfn_write_tracked(a->kvm, sp) ? ", write-tracked" : "");
+		if (sp->unsync_children != unsync_bits(sp))
+			return violation(a, "page gfn %#llx: unsync_children %u, %u bits set",
+					 (unsigned long long)sp->gfn, sp->unsync_children, unsync_bits(sp));
+		if ((sp->unsync || sp->unsync_children) && !audit_unsync_path(a, sp))
+			return false;
+	}
+	return true;
+}
+
 /* n_used_mmu_pages counts the pages on active_mmu_pages (kvm_mod_used_mmu_pages). */
 static bool audit_budget(struct audit *a)
 {
@@ -326,5 +384,5 @@ bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
 	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
 
 	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
-	       audit_accounting(&a) && audit_budget(&a);
+	       audit_accounting(&a) && audit_budget(&a) && audit_unsync(&a);
 }

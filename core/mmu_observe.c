@@ -7,6 +7,7 @@ struct observe_walk {
 	struct kvm *kvm;
 	struct kvm_vcpu *vcpu;
 	uint64_t cr3;
+	bool cached_root;
 	int va_bits; /* 48 or 57: sign-extension of the gva in 64-bit shadows; 32 otherwise */
 	void (*fn)(void *ctx, const struct kvm_translation *t);
 	void *ctx;
@@ -35,6 +36,8 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 		.cr3 = w->cr3,
 		.gva = canonical(w, gva),
 		.level = sp->role.level,
+		.unsync = sp->unsync,
+		.cached_root = w->cached_root,
 	};
 
 	if (is_mmio_spte(p, spte) && shadow_mmio_sptes_fault_rsvd(p)) {
@@ -85,13 +88,14 @@ static void walk_page(struct observe_walk *w, struct kvm_mmu_page *sp, uint64_t 
 	}
 }
 
-static void walk_root(struct observe_walk *w, hpa_t root, uint64_t cr3)
+static void walk_root(struct observe_walk *w, hpa_t root, uint64_t cr3, bool cached)
 {
 	struct kvm_mmu *mmu = &w->vcpu->mmu;
 
 	if (!VALID_PAGE(root))
 		return;
 	w->cr3 = cr3;
+	w->cached_root = cached;
 	if (root == mmu->pae_root_hpa) {
 		w->va_bits = 32;
 		for (int i = 0; i < 4; i++) {
@@ -139,9 +143,9 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx };
 		struct kvm_mmu *mmu = &w.vcpu->mmu;
 
-		walk_root(&w, mmu->root_hpa, mmu->root_cr3);
+		walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
-			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3);
+			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3, true);
 		/* A pending flush request makes the TLB unusable: KVM's remote flush kicks the
 		 * vCPU, and it flushes before it runs the guest again (vcpu_enter_guest); so does
 		 * a vCPU without a root, since kvm_mmu_load flushes. */

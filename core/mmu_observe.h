@@ -20,6 +20,8 @@ struct kvm_translation {
 	gpa_t gpa;
 	kvm_pfn_t pfn;
 	unsigned access; /* ACC_* */
+	bool unsync;      /* a spte of an unsync page: it may lag the guest's table (spec §5.5) */
+	bool cached_root; /* reached from a prev_roots entry, not the vCPU's current root */
 };
 
 void kvm_mmu_for_each_translation(struct kvm *kvm,

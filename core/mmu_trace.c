@@ -25,6 +25,8 @@ const char *kvm_mmu_event_name(enum kvm_mmu_event event)
 		[KVM_EV_INSTALL_NEW_MEMSLOTS] = "install_new_memslots",
 		[KVM_EV_MAKE_MMU_PAGES_AVAILABLE] = "make_mmu_pages_available",
 		[KVM_EV_CHANGE_MMU_PAGES] = "kvm_mmu_change_mmu_pages",
+		[KVM_EV_UNSYNC_PAGE] = "kvm_mmu_unsync_page",
+		[KVM_EV_SYNC_PAGE] = "kvm_mmu_sync_page",
 	};
 
 	return (unsigned)event < KVM_EV_COUNT ? names[event] : "unknown";

@@ -34,6 +34,8 @@ enum kvm_mmu_event {
 	KVM_EV_MAKE_MMU_PAGES_AVAILABLE, /* make_mmu_pages_available zapped: value = pages free
 					  * after, level = 1 for -ENOSPC (no tracepoint in KVM) */
 	KVM_EV_CHANGE_MMU_PAGES,       /* kvm_mmu_change_mmu_pages: value = n_max_mmu_pages */
+	KVM_EV_UNSYNC_PAGE,            /* kvm_mmu_unsync_page: the page */
+	KVM_EV_SYNC_PAGE,              /* kvm_mmu_sync_page: the page, no longer unsync */
 	KVM_EV_COUNT
 };
 
@@ -116,6 +118,18 @@ static inline void trace_kvm_mmu_prepare_zap_page(struct kvm *kvm, const struct 
 {
 	if (kvm->trace_fn)
 		trace_kvm_mmu_page(kvm, KVM_EV_PREPARE_ZAP_PAGE, sp, false);
+}
+
+static inline void trace_kvm_mmu_unsync_page(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	if (kvm->trace_fn)
+		trace_kvm_mmu_page(kvm, KVM_EV_UNSYNC_PAGE, sp, false);
+}
+
+static inline void trace_kvm_mmu_sync_page(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	if (kvm->trace_fn)
+		trace_kvm_mmu_page(kvm, KVM_EV_SYNC_PAGE, sp, false);
 }
 
 static inline void trace_make_mmu_pages_available(struct kvm *kvm, uint64_t available, bool enospc)

@@ -50,6 +50,24 @@ void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t
 		paging64_update_pte(vcpu, sp, spte, gentry);
 }
 
+/* mmu->sync_page: nonpaging_sync_page keeps nothing. */
+int kvm_mmu_sync_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
+{
+	if (vcpu->mmu.direct_map)
+		return 0;
+	if (vcpu->mmu.root_level == PT32_ROOT_LEVEL)
+		return paging32_sync_page(vcpu, sp);
+	return paging64_sync_page(vcpu, sp);
+}
+
+void kvm_mmu_invlpg_root(struct kvm_vcpu *vcpu, gva_t gva, hpa_t root)
+{
+	if (vcpu->mmu.root_level == PT32_ROOT_LEVEL)
+		paging32_invlpg(vcpu, gva, root);
+	else
+		paging64_invlpg(vcpu, gva, root);
+}
+
 gpa_t guest_walker_gpa(const struct guest_walker *walker, gva_t addr)
 {
 	return (walker->gfn << PAGE_SHIFT) | (addr & ~PAGE_MASK);

@@ -263,6 +263,89 @@ static void FNAME(update_pte)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, ui
 	FNAME(prefetch_gpte)(vcpu, sp, spte, (pt_element_t)gentry, false);
 }
 
+/* FNAME(get_level1_sp_gpa): the guest table a level-1 page shadows; a 32-bit guest's
+ * 1024-entry table is split over two pages (quadrants 0 and 1). */
+static gpa_t FNAME(get_level1_sp_gpa)(const struct kvm_mmu_page *sp)
+{
+	unsigned offset = PTTYPE == 32 ? (unsigned)sp->role.quadrant << 9 : 0;
+
+	return ((gpa_t)sp->gfn << PAGE_SHIFT) + offset * sizeof(pt_element_t);
+}
+
+static bool FNAME(read_guest)(struct kvm_vcpu *vcpu, gpa_t gpa, void *data, size_t len);
+
+/* FNAME(sync_page) (spec §5.5): re-read every gpte behind a non-zero spte of an unsync
+ * level-1 page. Invalid gptes and gptes naming another gfn drop their spte (KVM defers
+ * that flush through tlbs_dirty, which only the MMU notifier consumes: the model has no
+ * such caller); the rest get their access recomputed on the same pfn, W kept where the
+ * spte has it. Bug S12 keeps the spte of a gpte whose gfn changed. Returns how many sptes
+ * stay present: 0 makes the caller zap the page, as does a failed read. */
+static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
+{
+	bool s12 = kvm_bug(&vcpu->kvm->config, KVM_BUG_S12_SYNC_KEEPS_CHANGED_GFN);
+	gpa_t first_pte_gpa = FNAME(get_level1_sp_gpa)(sp);
+	int nr_present = 0, set_spte_ret = 0;
+
+	for (int i = 0; i < SPTES_PER_PAGE; i++) {
+		uint64_t *sptep = &sp->spt[i];
+		unsigned pte_access;
+		pt_element_t gpte;
+		gfn_t gfn;
+
+		if (!*sptep)
+			continue;
+		if (!FNAME(read_guest)(vcpu, first_pte_gpa + i * sizeof(pt_element_t), &gpte, sizeof(gpte)))
+			return 0;
+		if (FNAME(prefetch_invalid_gpte)(vcpu, sptep, gpte))
+			continue;
+		gfn = FNAME(gpte_to_gfn)(gpte);
+		pte_access = sp->role.access & FNAME(gpte_access)(gpte);
+		FNAME(protect_clean_gpte)(&pte_access, gpte);
+		if (sync_mmio_spte(vcpu, sptep, gfn, pte_access, &nr_present))
+			continue;
+		if (gfn != sp->gfns[i] && !s12) {
+			kvm_mmu_drop_spte(vcpu->kvm, sptep);
+			continue;
+		}
+		nr_present++;
+		set_spte_ret |= set_spte(vcpu, sptep, pte_access, PT_PAGE_TABLE_LEVEL, gfn, spte_to_pfn(*sptep),
+					 true, false, *sptep & SPTE_HOST_WRITEABLE);
+	}
+	if (set_spte_ret & SET_SPTE_NEED_REMOTE_TLB_FLUSH)
+		kvm_flush_remote_tlbs(vcpu->kvm);
+	return nr_present;
+}
+
+/* FNAME(invlpg) for one root: walk to the terminal spte of gva; in an unsync page, zap it
+ * (a remote flush if it was present; v5.0's ranged flush is a full one without Hyper-V)
+ * and prefetch the guest's current gpte in its place. Descend only through pages with
+ * unsync children. Bug S10 leaves the unsync spte alone, as if the page were synced. */
+static void FNAME(invlpg)(struct kvm_vcpu *vcpu, gva_t gva, hpa_t root)
+{
+	const struct spte_params *p = &vcpu->kvm->mmu->spte;
+	struct kvm_shadow_walk_iterator it;
+
+	for (shadow_walk_init_using_root(&it, vcpu, root, gva); shadow_walk_okay(&it, vcpu);
+	     shadow_walk_next(&it)) {
+		struct kvm_mmu_page *sp = sptep_to_sp(vcpu->kvm, it.sptep);
+		pt_element_t gpte;
+
+		if (is_last_spte(*it.sptep, it.level)) {
+			if (!sp->unsync || kvm_bug(&vcpu->kvm->config, KVM_BUG_S10_INVLPG_KEEPS_UNSYNC_SPTE))
+				break;
+			if (mmu_page_zap_pte(vcpu->kvm, sp, it.sptep))
+				kvm_flush_remote_tlbs(vcpu->kvm);
+			if (!FNAME(read_guest)(vcpu, FNAME(get_level1_sp_gpa)(sp) +
+						      (it.sptep - sp->spt) * sizeof(pt_element_t),
+					       &gpte, sizeof(gpte)))
+				break;
+			FNAME(update_pte)(vcpu, sp, it.sptep, gpte);
+		}
+		if (!is_shadow_present_pte(p, *it.sptep) || !sp->unsync_children)
+			break;
+	}
+}
+
 /* FNAME(pte_prefetch) (v5.1): after a level-1 fault, map the other non-present sptes of
  * its aligned group of PTE_PREFETCH_NUM from the gptes gpte_changed read; the first gpte
  * that cannot be mapped ends the scan. Direct pages prefetch contiguous gfns. */

@@ -61,8 +61,8 @@ struct executor {
 	uint64_t smm_taint_gen;
 	/* A verified translation stays verified until the epoch moves (memslots, control
 	 * state, CR3, invalidations, a rule rewriting the reference) or a page its walk read
-	 * is written. Accesses only set A/D bits, which never make a valid translation
-	 * invalid, so they count as neither. */
+	 * is written. An access's A/D writes never make a valid translation invalid, but
+	 * they count as writes so that the TLB history learns the D bit (note_access_writes). */
 	uint64_t epoch;
 	uint64_t guest_write_seq;
 	uint64_t page_written_at[1024]; /* by gfn bucket: guest_write_seq of the last write */
@@ -215,7 +215,20 @@ static void log_access(struct executor *ex, uint32_t index, const struct model_a
 		return;
 	log->accesses[log->n].op_index = index;
 	log->accesses[log->n].answer = *answer;
+	log->accesses[log->n].stale = false;
 	log->n++;
+}
+
+/* The access just logged was answered from a stale translation; fresh is the other answer
+ * the architecture allows. */
+static void log_stale_access(struct executor *ex, uint32_t index, const struct model_access *fresh)
+{
+	struct executor_log *log = ex->log;
+
+	if (!log || !log->n || log->accesses[log->n - 1].op_index != index)
+		return;
+	log->accesses[log->n - 1].stale = true;
+	log->accesses[log->n - 1].fresh = *fresh;
 }
 
 /* An order-independent digest of guest memory (hva, contents) of the model. */
@@ -1246,6 +1259,28 @@ static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *
 	return true;
 }
 
+/* RULE_ARCH_STALE_TRANSLATION for an access: the model answered from a translation the
+ * guest changed without invalidating it (a TLB entry, or a spte of an unsync page), with
+ * another answer than the guest's tables give, or the same answer without the A/D writes
+ * a walk would make. The processor walked nothing, so the reference keeps no A/D writes;
+ * the other checks of the answer (MMIO exits, read-only writes) still apply. */
+static bool stale_translation_allows_access(struct executor *ex, struct ref_engine *engine,
+					    const struct access_check *check, const struct ref_result *ref,
+					    const struct model_access *expected,
+					    const struct model_access *model)
+{
+	if (!shadow_mmu(ex) || model->outcome != REF_OK ||
+	    !translation_checker_allows_access(ex->translations, &check->cpu, vcpu0(ex)->vcpu_id, check->gva,
+					       model->gpa, check->kind, check->cpl))
+		return false;
+	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
+		ref_revert_ad_writes(engine, ref);
+	ex->epoch++;
+	ex->stats.rule_hits[RULE_ARCH_STALE_TRANSLATION]++;
+	log_stale_access(ex, ex->op_index, expected);
+	return true;
+}
+
 /* Whether the reference's A/D write i of an access is still in its memory (a rule may have
  * undone it): the entry differs from what it held before the access's first write to it. */
 static bool ad_write_kept(struct executor *ex, const struct ref_result *ref, int i)
@@ -1265,9 +1300,14 @@ static bool ad_write_kept(struct executor *ex, const struct ref_result *ref, int
 static void note_access_writes(struct executor *ex, const struct access_check *check,
 			       const struct ref_result *ref, const struct cpu_access_result *cpu)
 {
-	for (int i = 0; i < ref->n_ad_writes; i++)
-		if (ad_write_kept(ex, ref, i))
-			note_guest_dirty(ex, guest_as(ex), ref->ad_writes[i].gpa);
+	/* A kept A/D write leaves the translations it serves valid, but the TLB allowance must
+	 * learn what they grant now (a stale write needs the D it saw): verify them again. */
+	for (int i = 0; i < ref->n_ad_writes; i++) {
+		if (!ad_write_kept(ex, ref, i))
+			continue;
+		note_guest_dirty(ex, guest_as(ex), ref->ad_writes[i].gpa);
+		note_guest_write(ex, ref->ad_writes[i].gpa, 4);
+	}
 	if (check->kind == REF_WRITE && cpu->outcome == CPU_OK)
 		note_guest_dirty(ex, guest_as(ex), cpu->gpa);
 }
@@ -1366,7 +1406,8 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
-	} else if (!checker_compare(&expected, &model, &failed)) {
+	} else if (!checker_compare(&expected, &model, &failed) &&
+		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		set_divergence(div, index, op, failed);
 	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, check.kind == REF_WRITE, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
@@ -1380,7 +1421,10 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 			 "the model completed a write to read-only memory at gpa %#llx; KVM exits to "
 			 "userspace as MMIO\n  ", (unsigned long long)cpu.gpa);
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
-					   &arch_value)) {
+					   &arch_value) &&
+		   !(stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model) &&
+		     compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
+					    &arch_value))) {
 		set_divergence(div, index, op, CHECK_MEMORY);
 		snprintf(div->detail, sizeof(div->detail),
 			 "paging entry at gpa %#llx differs: model %#llx, reference %#llx\n  ",
@@ -1521,6 +1565,8 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	t.gpa = kt->gpa;
 	t.hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn);
 	t.access = kt->access;
+	t.unsync = kt->unsync;
+	t.cached_root = kt->cached_root;
 
 	if (w->ret)
 		return;
@@ -1576,6 +1622,20 @@ static int audit(struct executor *ex, uint32_t index, const struct op *op, struc
 	return 1;
 }
 
+/* A WARN the model hit during the op: one a rule knows ends the run once the op is done
+ * (KVM went on, and so did the model); any other is a finding. */
+static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	if (ex->kvm->warning.kind == KVM_WARN_UNSYNC_OTHER_AS_TABLE) {
+		ex->stats.rule_hits[RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE]++;
+		ex->shut_down = true;
+		return 0;
+	}
+	set_divergence(div, index, op, CHECK_MODEL_ERROR);
+	snprintf(div->detail, sizeof(div->detail), "KVM would WARN: %s", ex->kvm->warning.what);
+	return 1;
+}
+
 /* After every op on the shadow MMU: the vCPU re-enters the guest (the op was an exit, or
  * ran while the vCPU was out of the guest), so pending requests take effect now; then no
  * model crash and every translation allowed. */
@@ -1601,6 +1661,8 @@ static int after_op(struct executor *ex, uint32_t index, const struct op *op, st
 
 		return cpu_failure(ex, index, op, 0, &res, div);
 	}
+	if (ex->kvm->warning.set)
+		return kvm_warning(ex, index, op, div);
 	if (ex->audit_every_op && audit(ex, index, op, div))
 		return 1;
 	return check_translations(ex, index, op, div);
@@ -1795,6 +1857,7 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 	}
 	ex->stats.mmu_recycled += ex->kvm->mmu->stat_mmu_recycled;
 	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
+	ex->stats.mmu_unsync += ex->kvm->mmu->stat_unsync_pages;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
 	if (compare_all_memory(ex, &cmp))

@@ -31,6 +31,7 @@ struct executor_stats {
 	uint64_t mmu_pages_errors; /* KVM_SET_NR_MMU_PAGES below 64 (-EINVAL) */
 	uint64_t mmu_recycled; /* pages the page budget zapped (KVM's stat.mmu_recycled) */
 	uint64_t mmu_enospc;   /* make_mmu_pages_available found no page left */
+	uint64_t mmu_unsync;   /* level-1 pages KVM let go unsync (kvm_unsync_page calls) */
 	uint64_t rule_hits[RULE_COUNT];
 	/* Accesses and maps whose gva the harness reserves in the mode actually in force: a
 	 * program's ops are valid for the mode its ops set, but a PAE switch that #GPs leaves
@@ -86,6 +87,10 @@ struct executor_log {
 	struct {
 		uint32_t op_index;
 		struct model_access answer;
+		/* RULE_ARCH_STALE_TRANSLATION allowed the answer: fresh is what the guest's
+		 * tables give, which a processor that dropped the old translation gives. */
+		bool stale;
+		struct model_access fresh;
 	} accesses[EXECUTOR_LOG_MAX];
 	uint64_t memory_digest;
 };

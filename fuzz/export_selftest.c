@@ -36,6 +36,10 @@ struct model_run {
 	bool answered[PROG_MAX_OPS];
 	bool diverged[PROG_MAX_OPS];
 	struct model_access answers[PROG_MAX_OPS];
+	/* The model answered from a stale translation (RULE_ARCH_STALE_TRANSLATION): a kernel
+	 * that synced or flushed sooner gives the fresh answer, which is as right. */
+	bool stale[PROG_MAX_OPS];
+	struct model_access fresh[PROG_MAX_OPS];
 };
 
 static int refuse(const struct program *prog, uint32_t i, const char *why, char *err, size_t errlen)
@@ -120,6 +124,8 @@ static void collect_answers(struct model_run *run)
 		if (op < PROG_MAX_OPS && !run->diverged[op]) {
 			run->answered[op] = true;
 			run->answers[op] = run->log.accesses[i].answer;
+			run->stale[op] = run->log.accesses[i].stale;
+			run->fresh[op] = run->log.accesses[i].fresh;
 		}
 	}
 }
@@ -438,20 +444,28 @@ static void put_control(FILE *out, uint32_t i, const struct op *op)
 	fprintf(out, "),\n");
 }
 
+static void put_expect(FILE *out, const struct model_access *a)
+{
+	if (a->outcome == REF_PAGE_FAULT)
+		fprintf(out, "EXPECT_PF(%#x, %#llx)", a->error_code, (unsigned long long)a->cr2);
+	else if (a->outcome == REF_GP_FAULT)
+		fprintf(out, "EXPECT_GP");
+	else
+		fprintf(out, "EXPECT_OK(%#llx)", (unsigned long long)a->gpa);
+}
+
 static void put_access(FILE *out, uint32_t i, const struct op *op, const struct model_run *run)
 {
 	static const char *const kinds[] = { "READ", "WRITE", "FETCH" };
-	const struct model_access *a = &run->answers[i];
-
-	fprintf(out, "\tACCESS(%u, %s, %u, %#llx, ", i, kinds[op->access.kind], op->access.cpl,
-		(unsigned long long)op->access.gva);
-	if (a->outcome == REF_PAGE_FAULT)
-		fprintf(out, "EXPECT_PF(%#x, %#llx)),", a->error_code, (unsigned long long)a->cr2);
-	else if (a->outcome == REF_GP_FAULT)
-		fprintf(out, "EXPECT_GP),");
-	else
-		fprintf(out, "EXPECT_OK(%#llx)),", (unsigned long long)a->gpa);
-	fprintf(out, "%s\n", run->diverged[i] ? " /* the reference's: the unmodified model diverges here */" : "");
+	fprintf(out, "\t%s(%u, %s, %u, %#llx, ", run->stale[i] ? "ACCESS_EITHER" : "ACCESS", i,
+		kinds[op->access.kind], op->access.cpl, (unsigned long long)op->access.gva);
+	put_expect(out, &run->answers[i]);
+	if (run->stale[i]) {
+		fprintf(out, ", ");
+		put_expect(out, &run->fresh[i]);
+	}
+	fprintf(out, "),%s\n", run->diverged[i] ? " /* the reference's: the unmodified model diverges here */" :
+				run->stale[i]  ? " /* a stale translation, or the guest's tables' */" : "");
 }
 
 /* The op's own guest step, after the harness events the executor traced for it. */

@@ -91,6 +91,7 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       "%llu KVM_SET_NR_MMU_PAGES rejected\n",
 	       (unsigned long long)st->mmu_recycled, (unsigned long long)st->mmu_enospc,
 	       (unsigned long long)st->mmu_pages_errors);
+	printf("  %llu shadow pages went unsync\n", (unsigned long long)st->mmu_unsync);
 	printf("  %llu dirty logs checked, holding %llu written pages\n",
 	       (unsigned long long)st->dirty_logs_checked, (unsigned long long)st->dirty_pages_written);
 	for (int rule = 1; rule < RULE_COUNT; rule++)

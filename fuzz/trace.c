@@ -200,6 +200,8 @@ static const struct event_shape {
 	[KVM_EV_MAKE_MMU_PAGES_AVAILABLE] = { .fields = F_VALUE | F_LEVEL, .value = "available",
 					      .level = "enospc" },
 	[KVM_EV_CHANGE_MMU_PAGES] = { .fields = F_VALUE, .value = "n_max_mmu_pages" },
+	[KVM_EV_UNSYNC_PAGE] = { .fields = F_SP },
+	[KVM_EV_SYNC_PAGE] = { .fields = F_SP },
 };
 
 static void put_event(struct sink *s, const struct kvm_mmu_trace_event *ev, bool full)

@@ -68,6 +68,19 @@ enum kvm_rule {
 	 * emulates the write and exits to userspace as MMIO, where the processor would drop
 	 * the write to ROM and go on. The write must exit; the guest sees no difference. */
 	RULE_KVM_READONLY_WRITE_IS_MMIO,
+	/* SDM vol. 3 §4.10.4.3: until the guest invalidates a translation it changed, the
+	 * processor may go on using the old one. With unsync pages (mmu_need_write_protect,
+	 * can_unsync) KVM sees a guest's level-1 table writes only at its next INVLPG or
+	 * flush, so its sptes lag like a TLB. Allowed: an access answered by a translation the
+	 * checker saw valid on that vCPU since the guest last invalidated the address. */
+	RULE_ARCH_STALE_TRANSLATION,
+	/* mmu_need_write_protect looks write tracking up in the vCPU's address space but
+	 * unsyncs the gfn's shadow pages of every address space: a write in SMM to a gfn that
+	 * outside SMM is a shadowed page directory (or the reverse) unsyncs that higher-level
+	 * page. KVM WARNs (v4.20..v5.4), and a later mmu_sync_children above it would find the
+	 * page on every pass without syncing it (found by shadowfuzz; docs/findings.md). The
+	 * run ends there. */
+	RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE,
 	RULE_COUNT
 };
 

@@ -466,37 +466,82 @@ static enum translation_fault current_fault(const struct ref_cpu_state *cpu,
 }
 
 /* Which sources may hold a translation the guest's tables no longer give, until the
- * guest invalidates it. */
+ * guest invalidates it: TLB entries, and sptes of unsync pages (spec §5.5). */
 static bool source_may_lag(const struct model_translation *t)
 {
-	return t->source == TRANSLATION_TLB;
+	return t->source == TRANSLATION_TLB || t->unsync;
 }
 
-/* A translation remembered since the last invalidation whose range holds t's, at the
- * same offset, granting at least what t grants. Marks it used. */
-static bool history_allows(struct translation_checker *tc, const struct ref_cpu_state *cpu,
-			   const struct model_translation *t, bool writable)
+/* What a remembered translation must allow: a model translation's rights, or an access. */
+struct history_query {
+	const struct ref_cpu_state *cpu;
+	int vcpu_id, level; /* the smallest range that may hold it */
+	gva_t gva;
+	gpa_t gpa;
+	bool (*fits)(const struct history_query *q, const struct history_record *rec);
+	unsigned access; /* a translation's rights */
+	bool writable;
+	enum ref_access_kind kind; /* an access */
+	int cpl;
+};
+
+static bool grants_translation(const struct history_query *q, const struct history_record *rec)
 {
-	struct vcpu_history *h = history_of(tc, t->vcpu_id, false);
-	unsigned access = meaningful_access(t);
+	return access_permitted(q->cpu, q->access, rec->access, rec->dirty, q->writable);
+}
+
+/* SDM vol. 3 §4.6: the access may use a translation with these rights under the current
+ * controls. A write through an entry cached clean would make the processor set D in the
+ * guest's entry, which a stale entry cannot do: it must have been seen dirty. */
+static bool grants_access(const struct history_query *q, const struct history_record *rec)
+{
+	bool user = q->cpl == 3, user_page = rec->access & ACC_USER_MASK;
+
+	if (user && !user_page)
+		return false;
+	if (q->kind == REF_WRITE &&
+	    (!rec->dirty || (!(rec->access & ACC_WRITE_MASK) && (user || q->cpu->cr0_wp))))
+		return false;
+	if (q->kind == REF_FETCH)
+		return (rec->access & ACC_EXEC_MASK) && (user || !user_page || !q->cpu->cr4_smep);
+	return user || !user_page || !q->cpu->cr4_smap || q->cpu->rflags_ac;
+}
+
+/* A translation remembered on the vCPU since its last invalidation whose range holds
+ * q->gva, at the same offset as q->gpa, that fits. Marks it used. */
+static bool history_allows(struct translation_checker *tc, const struct history_query *q)
+{
+	struct vcpu_history *h = history_of(tc, q->vcpu_id, false);
 
 	if (!h)
 		return false;
-	for (int level = t->level; level <= MAX_TRANSLATION_LEVEL; level++) {
-		gva_t start = t->gva & ~(level_size(level) - 1);
+	for (int level = q->level; level <= MAX_TRANSLATION_LEVEL; level++) {
+		gva_t start = q->gva & ~(level_size(level) - 1);
 		struct history_node *node = find_node(h, level, start);
 
 		for (int i = 0; node && i < node->n_records; i++) {
 			struct history_record *rec = &node->records[i];
 
-			if (rec->gpa + (t->gva - start) != t->gpa ||
-			    !access_permitted(cpu, access, rec->access, rec->dirty, writable))
+			if (rec->gpa + (q->gva - start) != q->gpa || !q->fits(q, rec))
 				continue;
 			rec->last_used = ++tc->clock;
 			return true;
 		}
 	}
 	return false;
+}
+
+bool translation_checker_allows_access(struct translation_checker *tc, const struct ref_cpu_state *cpu,
+				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl)
+{
+	struct history_query q = {
+		.cpu = cpu, .vcpu_id = vcpu_id, .level = PT_PAGE_TABLE_LEVEL, .gva = gva, .gpa = gpa,
+		.fits = grants_access, .kind = kind, .cpl = cpl,
+	};
+
+	if (!tc || !cpu || vcpu_id < 0 || vcpu_id > MAX_VCPU_ID)
+		return false;
+	return history_allows(tc, &q);
 }
 
 /* ---- verdicts ---- */
@@ -600,14 +645,24 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 		g.dirty = g.accessed = true;
 	frame_ok = frame_matches(tc->mem, t, &writable);
 	fault = current_fault(cpu, t, &g, frame_ok, writable);
+
 	if (fault == TRANSLATION_OK) {
 		if (remember(tc, t, &g))
 			return check_failed(verdict, "out of memory for the TLB history");
 		return true;
 	}
-	if (source_may_lag(t) && frame_ok && history_allows(tc, cpu, t, writable)) {
+	if (source_may_lag(t) && frame_ok &&
+	    history_allows(tc, &(struct history_query){
+				       .cpu = cpu, .vcpu_id = t->vcpu_id, .level = t->level, .gva = t->gva,
+				       .gpa = t->gpa, .fits = grants_translation,
+				       .access = meaningful_access(t), .writable = writable })) {
 		describe(verdict, "stale (%s now), within the TLB allowance",
 			 translation_fault_name(fault));
+		return true;
+	}
+	if (t->unsync && t->cached_root) {
+		describe(verdict, "stale (%s now) in an unsync page of a cached root, which KVM syncs "
+			 "before it loads that root again", translation_fault_name(fault));
 		return true;
 	}
 	verdict->fault = fault;

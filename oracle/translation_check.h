@@ -29,6 +29,11 @@ struct model_translation {
 	gpa_t gpa;     /* start of the gpa range the model maps */
 	hva_t hva;     /* host page backing gpa (not for MMIO) */
 	unsigned access; /* ACC_* the translation grants to the hardware: W, U, X */
+	/* SPTE only: the spte lives in an unsync shadow page (KVM lets it lag the guest's
+	 * table like a TLB entry, spec §5.5), and it is reached only from a cached root
+	 * (prev_roots), which KVM syncs before it uses that root again. */
+	bool unsync;
+	bool cached_root;
 	bool global;   /* TLB only: survives MOV CR3 (unused while no PGE) */
 };
 
@@ -75,6 +80,13 @@ void translation_checker_flush_all(struct translation_checker *tc, int vcpu_id);
 bool translation_check(struct translation_checker *tc, struct ref_engine *engine,
 		       const struct ref_cpu_state *cpu, const struct model_translation *t,
 		       struct translation_verdict *verdict);
+
+/* Whether an access (kind, cpl) of gva may be answered with gpa by a translation the
+ * guest has not invalidated on vCPU vcpu_id since the checker saw it valid, with rights
+ * that permit the access under cpu's controls now (the TLB allowance applied to the
+ * access itself). Marks the record used. */
+bool translation_checker_allows_access(struct translation_checker *tc, const struct ref_cpu_state *cpu,
+				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl);
 
 const char *translation_fault_name(enum translation_fault fault);
 int model_translation_format(const struct model_translation *t, char *buf, size_t len);

@@ -611,6 +611,59 @@ static void test_stale_large_tlb_until_flush_all(void **state)
 	expect_fault(&cpu, tlb(G4, 1, 0x40204000ull, AU), TRANSLATION_WRONG_GPA);
 }
 
+/* Sptes of unsync pages lag like TLB entries (spec §5.5); synced sptes never do, and an
+ * unsync spte reached only from a cached root waits for the sync of that root. */
+static void test_stale_unsync_spte_until_invlpg(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+	struct model_translation unsync = spte(G4, 1, FRAME, AW | AU | AX);
+	struct model_translation cached = unsync;
+
+	unsync.unsync = true;
+	cached.unsync = cached.cached_root = true;
+	map_g4(PRWU, FRAME | PRWU | D);
+	expect(&cpu, &unsync, TRANSLATION_OK);
+	set64(T(3) + 32, FRAME2 | PRWU | D);
+	assert_non_null(strstr(expect(&cpu, &unsync, TRANSLATION_OK).detail, "stale"));
+	expect_fault(&cpu, spte(G4, 1, FRAME, AW | AU | AX), TRANSLATION_WRONG_GPA);
+	translation_checker_invlpg(fx->tc, 0, G4);
+	expect(&cpu, &unsync, TRANSLATION_WRONG_GPA);
+	assert_non_null(strstr(expect(&cpu, &cached, TRANSLATION_OK).detail, "cached root"));
+	cached.cached_root = false;
+	expect(&cpu, &cached, TRANSLATION_WRONG_GPA);
+}
+
+/* An access answered by a stale translation: allowed with the rights seen, for that vCPU,
+ * until its INVLPG of the page. */
+static void test_stale_access_allowance(void **state)
+{
+	struct ref_cpu_state cpu = cpu_for(PAGING_4LEVEL);
+
+	gva_t gva = G4 + 0x123;
+	gpa_t gpa = FRAME + 0x123;
+
+	map_g4(PRWU, FRAME | P | U | D);
+	expect_ok(&cpu, tlb(G4, 1, FRAME, AU | AX));
+	set64(T(3) + 32, 0);
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 3));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa + 1, REF_READ, 3));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 3));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 1, gva, gpa, REF_READ, 3));
+	/* Supervisor accesses of the user page: SMAP and SMEP apply to stale rights too. */
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
+	cpu.cr4_smap = cpu.cr4_smep = true;
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 0));
+	cpu.rflags_ac = true;
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
+	/* CR0.WP=0: a supervisor write needs no W, but a D the guest had. */
+	cpu.cr0_wp = false;
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 0));
+	translation_checker_invlpg(fx->tc, 0, G4);
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3));
+}
+
 /* The TLB caches the guest's tables; KVM must flush when host memory changes. */
 static void test_stale_tlb_with_changed_backing(void **state)
 {
@@ -823,6 +876,8 @@ int main(void)
 		T_(test_stale_tlb_grants_no_more_than_seen),
 		T_(test_stale_large_tlb_until_flush_all),
 		T_(test_stale_tlb_with_changed_backing),
+		T_(test_stale_unsync_spte_until_invlpg),
+		T_(test_stale_access_allowance),
 		T_(test_reset_forgets_history),
 		T_(test_history_keeps_recently_used),
 		T_(test_history_replaces_weaker_record),
