@@ -1493,26 +1493,29 @@ static uint64_t mmu_pte_write_fetch_gpte(struct kvm_vcpu *vcpu, gpa_t *gpa, int 
 
 /* detect_write_misaligned: a write that crosses a gpte of the page's size, or is shorter
  * than 4 bytes. A 1-byte write at a gpte boundary is not misaligned (Linux updates status
- * bits with a byte-wide andb). */
+ * bits with a byte-wide andb); S4 (synthetic) forgets that exception. */
 static bool detect_write_misaligned(const struct kvm *kvm, const struct kvm_mmu_page *sp, gpa_t gpa,
 				    int bytes)
 {
 	unsigned offset = gpa & (PAGE_SIZE - 1);
 	unsigned pte_size = sp->role.gpte_is_8_bytes ? 8 : 4;
 
-	if (!(offset & (pte_size - 1)) && bytes == 1)
+	if (!(offset & (pte_size - 1)) && bytes == 1 &&
+	    !kvm_bug(&kvm->config, KVM_BUG_S4_MISALIGNED_NO_BYTE_EXCEPTION))
 		return false;
 	return ((offset ^ (offset + bytes - 1)) & ~(pte_size - 1)) || bytes < 4;
 }
 
 /* detect_write_flooding: level-1 pages never flood; a higher page floods at the
- * WRITE_FLOODING_LIMIT-th emulated write since it was last used. */
+ * WRITE_FLOODING_LIMIT-th emulated write since it was last used. S3 (synthetic) lets one
+ * more write through. */
 static bool detect_write_flooding(const struct kvm *kvm, struct kvm_mmu_page *sp)
 {
-	(void)kvm;
+	int limit = WRITE_FLOODING_LIMIT + kvm_bug(&kvm->config, KVM_BUG_S3_FLOODING_OFF_BY_ONE);
+
 	if (sp->role.level == PT_PAGE_TABLE_LEVEL)
 		return false;
-	return ++sp->write_flooding_count >= WRITE_FLOODING_LIMIT;
+	return ++sp->write_flooding_count >= limit;
 }
 
 /* get_written_sptes: the sptes a write at gpa covers (32-bit guests double the offset and
