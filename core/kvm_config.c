@@ -148,11 +148,11 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 	[KVM_BUG_S4_MISALIGNED_NO_BYTE_EXCEPTION] = {
 		.id = "S4",
 		.summary = "detect_write_misaligned without the 1-byte exception: a 1-byte write at "
-			   "a gpte boundary zaps the whole shadow page instead of the one spte",
+			   "a gpte boundary zaps every shadow page of the table instead of one spte",
 		.origin = "synthetic",
-		.caught_by = "tests/test_pte_write (bug_s4_byte_write_zaps_the_page); not "
-			     "guest-visible and no invariant breaks: a zapped page is rebuilt from the "
-			     "guest's tables at the next fault, and a 1-byte write refills nothing "
+		.caught_by = "tests/test_pte_write (byte_write_at_a_boundary_drops_only_the_spte); "
+			     "not guest-visible and no invariant breaks: a zapped page is rebuilt from "
+			     "the guest's tables at the next fault, and a 1-byte write refills nothing "
 			     "anyway (gentry 0)",
 		.not_guest_visible = true,
 	},

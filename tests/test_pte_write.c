@@ -228,6 +228,22 @@ static void byte_write_at_a_boundary_drops_only_the_spte(void **state)
 	}
 }
 
+/* A PAE vCPU's 4-byte write is widened to the aligned 8 bytes before the misaligned test:
+ * on the pages a 32-bit guest left, it spans two gptes and zaps them. */
+static void pae_vcpu_widens_a_write_to_a_32bit_table(void **state)
+{
+	struct fixture *f = make32(0);
+
+	(void)state;
+	f->vcpu->arch.cr4 |= X86_CR4_PAE;
+	kvm_mmu_reset_context(f->vcpu);
+	write32(f, T(3) + 1 * 4, (uint32_t)(T(30) | PWU | A | D));
+	assert_null(page_of(f, T(3), PT_PAGE_TABLE_LEVEL, 0));
+	assert_null(page_of(f, T(3), PT_PAGE_TABLE_LEVEL, 1));
+	assert_int_equal(f->kvm->stat.mmu_flooded, 2);
+	fixture_free(f);
+}
+
 /* Every write to the PD counts against all four quadrant pages, whichever it reaches: the
  * third floods them all. */
 static void pd32_third_write_floods_every_quadrant(void **state)
@@ -510,6 +526,7 @@ int main(void)
 		cmocka_unit_test(pt32_write_refills_the_spte_in_its_half),
 		cmocka_unit_test(misaligned_writes_zap_the_page),
 		cmocka_unit_test(byte_write_at_a_boundary_drops_only_the_spte),
+		cmocka_unit_test(pae_vcpu_widens_a_write_to_a_32bit_table),
 		cmocka_unit_test(pd32_third_write_floods_every_quadrant),
 		cmocka_unit_test(pae_half_write_refills_from_the_whole_gpte),
 		cmocka_unit_test(pae_third_write_floods_the_directory),
