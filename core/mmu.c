@@ -1492,8 +1492,8 @@ static uint64_t mmu_pte_write_fetch_gpte(struct kvm_vcpu *vcpu, gpa_t *gpa, int 
 }
 
 /* detect_write_misaligned: a write that crosses a gpte of the page's size, or is shorter
- * than 4 bytes. A 1-byte write at a gpte boundary is not misaligned (Linux updates status
- * bits with a byte-wide andb); S4 (synthetic) forgets that exception. */
+ * than 4 bytes. A 1-byte write at a gpte boundary is not misaligned (guests clear status
+ * bits of a gpte with byte-wide instructions); S4 (synthetic) forgets that exception. */
 static bool detect_write_misaligned(const struct kvm *kvm, const struct kvm_mmu_page *sp, gpa_t gpa,
 				    int bytes)
 {
