@@ -54,5 +54,7 @@ int kvm_vm_ioctl_get_dirty_log(struct kvm *kvm, uint32_t slot, uint64_t *bitmap,
 	/* Outside mmu_lock, serialized by slots_lock (kvm_mmu_slot_remove_write_access). */
 	if (flush)
 		kvm_flush_remote_tlbs(kvm);
+	if (!r)
+		kvm->stat.dirty_log_reads++;
 	return r;
 }

@@ -51,6 +51,7 @@ int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg)
 	memset(kvm->vcpus, 0, sizeof(kvm->vcpus));
 	kvm_vcpu_reset(kvm, &kvm->vcpus[0], 0);
 	kvm->nr_vcpus = 1;
+	memset(&kvm->stat, 0, sizeof(kvm->stat));
 	kvm_mmu_reset_vm(kvm);
 	return 0;
 }

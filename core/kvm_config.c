@@ -135,6 +135,27 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "core's auditor (gfn_track / disallow_lpage / indirect_shadow_pages)",
 	},
+	[KVM_BUG_S3_FLOODING_OFF_BY_ONE] = {
+		.id = "S3",
+		.summary = "detect_write_flooding counts to 4 instead of 3: a page directory (or "
+			   "higher) written three times in a row without a use stays shadowed and "
+			   "write-tracked",
+		.origin = "synthetic",
+		.caught_by = "core's auditor (write flooding: a valid page holds 3 emulated writes "
+			     "since its last use); the other direction (flooding at 2) only zaps "
+			     "sooner, which no guest and no invariant can tell",
+	},
+	[KVM_BUG_S4_MISALIGNED_NO_BYTE_EXCEPTION] = {
+		.id = "S4",
+		.summary = "detect_write_misaligned without the 1-byte exception: a 1-byte write at "
+			   "a gpte boundary zaps every shadow page of the table instead of one spte",
+		.origin = "synthetic",
+		.caught_by = "tests/test_pte_write (byte_write_at_a_boundary_drops_only_the_spte); "
+			     "not guest-visible and no invariant breaks: a zapped page is rebuilt from "
+			     "the guest's tables at the next fault, and a 1-byte write refills nothing "
+			     "anyway (gentry 0)",
+		.not_guest_visible = true,
+	},
 	[KVM_BUG_S6_NO_CR0_WP_ROLE] = {
 		.id = "S6",
 		.summary = "the page role drops cr0_wp: pages built under CR0.WP=0 are reused "

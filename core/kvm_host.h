@@ -151,6 +151,24 @@ struct kvm_vcpu {
 	uint64_t mmio_gen;
 };
 
+/* struct kvm_vm_stat (arch/x86/include/asm/kvm_host.h, K420..K53): the per-VM counters KVM
+ * exports in debugfs, incremented where v5.0 increments them; zeroed by kvm_reset. */
+struct kvm_vm_stat {
+	uint64_t mmu_shadow_zapped;
+	uint64_t mmu_pte_write;
+	uint64_t mmu_pte_updated;
+	uint64_t mmu_pde_zapped;
+	uint64_t mmu_flooded;
+	uint64_t mmu_recycled;
+	uint64_t mmu_cache_miss;
+	uint64_t mmu_unsync;
+	uint64_t remote_tlb_flush;
+	/* Model only, KVM has no such stats: KVM_GET_DIRTY_LOG calls that returned a bitmap,
+	 * and kvm_unsync_page calls (mmu_unsync counts the pages unsync now). */
+	uint64_t dirty_log_reads;
+	uint64_t mmu_unsync_total;
+};
+
 /* Where the model would have crashed (BUG_ON, NULL rmap...): a finding. */
 struct kvm_model_error {
 	bool set;
@@ -183,6 +201,7 @@ struct kvm {
 	struct kvm_arch_mmu *mmu; /* shadow-MMU state of the VM (mmu.c) */
 	struct kvm_model_error error;
 	struct kvm_model_warning warning; /* the first WARN since the reset */
+	struct kvm_vm_stat stat;
 	/* MMU event hook (mmu_trace.h): NULL unless a tracer is attached; kept across
 	 * kvm_reset. */
 	void (*trace_fn)(void *ctx, const struct kvm_mmu_trace_event *ev);

@@ -39,7 +39,9 @@ static void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const ch
 
 void kvm_flush_remote_tlbs(struct kvm *kvm)
 {
-	kvm->mmu->stat_remote_flushes++;
+	/* KVM counts only flushes that kicked another CPU; the model's vCPUs are never in
+	 * guest mode elsewhere, so every call counts. */
+	kvm->stat.remote_tlb_flush++;
 	trace_kvm_flush_remote_tlbs(kvm);
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		kvm->vcpus[i].requests |= KVM_REQ_TLB_FLUSH;
@@ -247,9 +249,7 @@ void kvm_mmu_reset_vm(struct kvm *kvm)
 	arch->n_max_mmu_pages = arch->n_requested_mmu_pages = 0;
 	arch->indirect_shadow_pages = 0;
 	arch->mmu_valid_gen = 0;
-	arch->stat_pf_fixed = arch->stat_pf_emulate = 0;
-	arch->stat_pages_zapped = arch->stat_remote_flushes = 0;
-	arch->stat_mmu_recycled = arch->stat_enospc = 0;
+	arch->stat_pf_fixed = arch->stat_pf_emulate = arch->stat_enospc = 0;
 	memset(&kvm->error, 0, sizeof(kvm->error));
 	memset(&kvm->warning, 0, sizeof(kvm->warning));
 	for (int i = 0; i < kvm->nr_vcpus; i++)
@@ -685,7 +685,8 @@ static void kvm_mmu_mark_parents_unsync(struct kvm *kvm, struct kvm_mmu_page *sp
 static void kvm_unsync_page(struct kvm *kvm, struct kvm_mmu_page *sp)
 {
 	trace_kvm_mmu_unsync_page(kvm, sp);
-	kvm->mmu->stat_unsync_pages++;
+	kvm->stat.mmu_unsync++;
+	kvm->stat.mmu_unsync_total++;
 	sp->unsync = true;
 	kvm_mmu_mark_parents_unsync(kvm, sp);
 }
@@ -694,6 +695,7 @@ static void kvm_unlink_unsync_page(struct kvm *kvm, struct kvm_mmu_page *sp)
 {
 	trace_kvm_mmu_sync_page(kvm, sp);
 	sp->unsync = false;
+	kvm->stat.mmu_unsync--;
 }
 
 /* struct kvm_mmu_pages: a batch of the unsync walk, parents before their children. */
@@ -869,7 +871,7 @@ static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 		unaccount_shadowed(kvm, sp);
 	if (sp->unsync)
 		kvm_unlink_unsync_page(kvm, sp);
-	kvm->mmu->stat_pages_zapped++;
+	kvm->stat.mmu_shadow_zapped++;
 	if (!sp->root_count) {
 		zapped++;
 		TAILQ_REMOVE(&kvm->mmu->active_mmu_pages, sp, link);
@@ -940,7 +942,7 @@ int make_mmu_pages_available(struct kvm_vcpu *vcpu)
 	TAILQ_INIT(&invalid_list);
 	while (kvm_mmu_available_pages(kvm) < KVM_REFILL_PAGES &&
 	       prepare_zap_oldest_mmu_page(kvm, &invalid_list))
-		kvm->mmu->stat_mmu_recycled++;
+		kvm->stat.mmu_recycled++;
 	kvm_mmu_commit_zap_page(kvm, &invalid_list);
 	trace_make_mmu_pages_available(kvm, kvm_mmu_available_pages(kvm), !kvm_mmu_available_pages(kvm));
 	if (kvm_mmu_available_pages(kvm))
@@ -1361,6 +1363,7 @@ struct kvm_mmu_page *kvm_mmu_get_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t ga
 			break; /* zapped: build a new one */
 		return get_page_hit(vcpu, sp);
 	}
+	kvm->stat.mmu_cache_miss++;
 	sp = kvm_mmu_alloc_page(kvm, direct);
 	if (!sp) {
 		kvm_mmu_commit_zap_page(kvm, &invalid_list);
@@ -1856,12 +1859,14 @@ void kvm_mmu_new_cr3(struct kvm_vcpu *vcpu, uint64_t new_cr3, bool skip_tlb_flus
 
 /* ---- kvm_mmu_pte_write: the page-track notifier for emulated guest writes (§5.4) ---- */
 
-static uint64_t read_new_gentry(struct kvm_vcpu *vcpu, gpa_t *gpa, int *bytes)
+/* mmu_pte_write_fetch_gpte: the gpte as guest memory holds it now (re-read under mmu_lock
+ * since 0e0fee5c539b, B12's fix). A PAE or long-mode vCPU writing 4 bytes gets the whole
+ * aligned 8-byte gpte; sizes other than 4 and 8 give 0, which refills nothing. */
+static uint64_t mmu_pte_write_fetch_gpte(struct kvm_vcpu *vcpu, gpa_t *gpa, int *bytes)
 {
 	uint64_t gentry = 0;
 	hva_t hva;
 
-	/* A PAE guest writing 4 bytes of an 8-byte gpte: read the whole aligned gpte. */
 	if (is_pae(vcpu) && *bytes == 4) {
 		*gpa &= ~(gpa_t)7;
 		*bytes = 8;
@@ -1874,23 +1879,31 @@ static uint64_t read_new_gentry(struct kvm_vcpu *vcpu, gpa_t *gpa, int *bytes)
 	return gentry;
 }
 
-/* detect_write_misaligned: a 1-byte write at a pte boundary is not misaligned. */
-static bool detect_write_misaligned(const struct kvm_mmu_page *sp, gpa_t gpa, int bytes)
+/* detect_write_misaligned: a write that crosses a gpte of the page's size, or is shorter
+ * than 4 bytes. A 1-byte write at a gpte boundary is not misaligned (guests clear status
+ * bits of a gpte with byte-wide instructions); S4 (synthetic) forgets that exception. */
+static bool detect_write_misaligned(const struct kvm *kvm, const struct kvm_mmu_page *sp, gpa_t gpa,
+				    int bytes)
 {
 	unsigned offset = gpa & (PAGE_SIZE - 1);
 	unsigned pte_size = sp->role.gpte_is_8_bytes ? 8 : 4;
 
-	if (!(offset & (pte_size - 1)) && bytes == 1)
+	if (!(offset & (pte_size - 1)) && bytes == 1 &&
+	    !kvm_bug(&kvm->config, KVM_BUG_S4_MISALIGNED_NO_BYTE_EXCEPTION))
 		return false;
 	return ((offset ^ (offset + bytes - 1)) & ~(pte_size - 1)) || bytes < 4;
 }
 
-/* detect_write_flooding: level-1 pages never flood; others after 3 writes in a row. */
-static bool detect_write_flooding(struct kvm_mmu_page *sp)
+/* detect_write_flooding: level-1 pages never flood; a higher page floods at the
+ * WRITE_FLOODING_LIMIT-th emulated write since it was last used. S3 (synthetic) lets one
+ * more write through. */
+static bool detect_write_flooding(const struct kvm *kvm, struct kvm_mmu_page *sp)
 {
+	int limit = WRITE_FLOODING_LIMIT + kvm_bug(&kvm->config, KVM_BUG_S3_FLOODING_OFF_BY_ONE);
+
 	if (sp->role.level == PT_PAGE_TABLE_LEVEL)
 		return false;
-	return ++sp->write_flooding_count >= 3;
+	return ++sp->write_flooding_count >= limit;
 }
 
 /* get_written_sptes: the sptes a write at gpa covers (32-bit guests double the offset and
@@ -1930,20 +1943,64 @@ static bool need_remote_flush(const struct kvm *kvm, uint64_t old, uint64_t new)
 	return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT64_NX_MASK)) != 0;
 }
 
-/* The role bits an emulated gpte write must agree on before it refills a spte. */
-static union kvm_mmu_page_role base_role_mask(void)
-{
-	union kvm_mmu_page_role mask = { .word = 0 };
+/* mmu_base_role_mask: the role bits a page must share with the vCPU's current context
+ * before an emulated write refills its sptes (the same bits in K420, cr4_pae for
+ * gpte_is_8_bytes). */
+static const union kvm_mmu_page_role mmu_base_role_mask = {
+	.cr0_wp = 1,
+	.gpte_is_8_bytes = 1,
+	.nxe = 1,
+	.smep_andnot_wp = 1,
+	.smap_andnot_wp = 1,
+	.smm = 1,
+	.guest_mode = 1,
+	.ad_disabled = 1,
+};
 
-	mask.cr0_wp = 1;
-	mask.gpte_is_8_bytes = 1;
-	mask.nxe = 1;
-	mask.smep_andnot_wp = 1;
-	mask.smap_andnot_wp = 1;
-	mask.smm = 1;
-	mask.guest_mode = 1;
-	mask.ad_disabled = 1;
-	return mask;
+/* mmu_pte_write_new_pte: a level-1 spte is refilled from the new gpte (mmu->update_pte);
+ * a written pde's spte stays zapped, only counted. */
+static void mmu_pte_write_new_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte,
+				  uint64_t gentry)
+{
+	if (sp->role.level != PT_PAGE_TABLE_LEVEL) {
+		vcpu->kvm->stat.mmu_pde_zapped++;
+		return;
+	}
+	vcpu->kvm->stat.mmu_pte_updated++;
+	kvm_mmu_update_pte(vcpu, sp, spte, gentry);
+}
+
+/* The write as seen by one shadow page of the gfn: misaligned or flooded zaps the page,
+ * otherwise the sptes the gpte covers are zapped and, when the gpte was read and the page
+ * has the vCPU's role, refilled (rmap_can_add always holds: the model's caches never run
+ * dry). Returns whether a remote flush is due; sets *local_flush when sptes were hit. */
+static bool pte_write_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, gpa_t gpa, int bytes,
+			   uint64_t gentry, struct kvm_mmu_page_list *invalid_list, bool *local_flush)
+{
+	struct kvm *kvm = vcpu->kvm;
+	bool refill, remote_flush = false;
+	uint64_t *spte;
+	int npte;
+
+	if (detect_write_misaligned(kvm, sp, gpa, bytes) || detect_write_flooding(kvm, sp)) {
+		kvm_mmu_prepare_zap_page(kvm, sp, invalid_list);
+		kvm->stat.mmu_flooded++;
+		return false;
+	}
+	spte = get_written_sptes(sp, gpa, &npte);
+	if (!spte)
+		return false;
+	*local_flush = true;
+	refill = gentry && !((sp->role.word ^ vcpu->mmu.base_role.word) & mmu_base_role_mask.word);
+	for (int i = 0; i < npte; i++, spte++) {
+		uint64_t entry = *spte;
+
+		mmu_page_zap_pte(kvm, sp, spte);
+		if (refill)
+			mmu_pte_write_new_pte(vcpu, sp, spte, gentry);
+		remote_flush |= need_remote_flush(kvm, entry, *spte);
+	}
+	return remote_flush;
 }
 
 void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int bytes)
@@ -1960,36 +2017,32 @@ void kvm_mmu_pte_write(struct kvm_vcpu *vcpu, gpa_t gpa, const uint8_t *new, int
 		return;
 	trace_kvm_mmu_pte_write(kvm, gpa, bytes);
 	TAILQ_INIT(&invalid_list);
-	gentry = read_new_gentry(vcpu, &gpa, &bytes);
+	gentry = mmu_pte_write_fetch_gpte(vcpu, &gpa, &bytes);
+	kvm->stat.mmu_pte_write++;
+	/* for_each_gfn_indirect_valid_sp: a zapped page stays hashed until the commit. */
 	for (sp = LIST_FIRST(&kvm->mmu->mmu_page_hash[kvm_page_table_hashfn(gfn)]); sp; sp = next) {
-		uint64_t *spte;
-		int npte;
-
 		next = LIST_NEXT(sp, hash_link);
 		if (sp->gfn != gfn || sp->role.direct || sp->role.invalid || is_obsolete_sp(kvm, sp))
 			continue;
-		/* A zapped page stays hashed until the commit, so the walk goes on. */
-		if (detect_write_misaligned(sp, gpa, bytes) || detect_write_flooding(sp)) {
-			kvm_mmu_prepare_zap_page(kvm, sp, &invalid_list);
-			continue;
-		}
-		spte = get_written_sptes(sp, gpa, &npte);
-		if (!spte)
-			continue;
-		local_flush = true;
-		for (int i = 0; i < npte; i++, spte++) {
-			uint64_t entry = *spte;
-
-			mmu_page_zap_pte(kvm, sp, spte);
-			/* mmu_pte_write_new_pte: level-1 sptes are refilled from the new gpte when
-			 * the page was built for the vCPU's current role (mmu_base_role_mask). */
-			if (gentry && sp->role.level == PT_PAGE_TABLE_LEVEL &&
-			    !((sp->role.word ^ vcpu->mmu.base_role.word) & base_role_mask().word))
-				kvm_mmu_update_pte(vcpu, sp, spte, gentry);
-			remote_flush |= need_remote_flush(kvm, entry, *spte);
-		}
+		remote_flush |= pte_write_page(vcpu, sp, gpa, bytes, gentry, &invalid_list, &local_flush);
 	}
 	kvm_mmu_flush_or_zap(kvm, vcpu, &invalid_list, remote_flush, local_flush);
+}
+
+/* shadow_page_table_clear_flood (K420..K53): a write fault on a write-tracked gfn goes to
+ * the emulator without FNAME(fetch), so the pages on the faulting gva's shadow walk, which
+ * the guest is still using, restart their flood count here instead. */
+void shadow_page_table_clear_flood(struct kvm_vcpu *vcpu, gva_t addr)
+{
+	struct kvm_shadow_walk_iterator it;
+
+	if (!VALID_PAGE(vcpu->mmu.root_hpa))
+		return;
+	for (shadow_walk_init(&it, vcpu, addr); shadow_walk_okay(&it, vcpu); shadow_walk_next(&it)) {
+		clear_sp_write_flooding_count(vcpu, it.sptep);
+		if (!present(vcpu->kvm, *it.sptep))
+			break;
+	}
 }
 
 /* ---- INVLPG (kvm_mmu_invlpg, spec §5.6) ---- */

@@ -86,9 +86,9 @@ struct kvm_arch_mmu {
 	/* Where an out-of-bounds metadata index lands (bug B17) after the model error. */
 	struct kvm_rmap_head scratch_rmap;
 	struct kvm_lpage_info scratch_lpage;
-	/* Statistics the harness prints. */
-	uint64_t stat_pf_fixed, stat_pf_emulate, stat_pages_zapped, stat_remote_flushes;
-	uint64_t stat_mmu_recycled, stat_enospc, stat_unsync_pages;
+	/* Statistics outside struct kvm_vm_stat: KVM's vCPU stats pf_fixed and pf_emulate, and
+	 * the model's count of make_mmu_pages_available finding no page left. */
+	uint64_t stat_pf_fixed, stat_pf_emulate, stat_enospc;
 };
 
 enum {
@@ -146,7 +146,13 @@ int mapping_level(struct kvm_vcpu *vcpu, gfn_t large_gfn, bool *force_pt_level);
 kvm_pfn_t pte_prefetch_gfn_to_pfn(struct kvm_vcpu *vcpu, gfn_t gfn, bool no_dirty_log);
 void __direct_pte_prefetch(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *sptep);
 bool kvm_page_track_is_active(struct kvm_vcpu *vcpu, gfn_t gfn);
+/* Write flooding (spec §5.4): the emulated write that brings a level>1 page's
+ * write_flooding_count to this many zaps it (detect_write_flooding); using the page resets
+ * the count. */
+#define WRITE_FLOODING_LIMIT 3
 void clear_sp_write_flooding_count(struct kvm_vcpu *vcpu, uint64_t *sptep);
+/* The write-tracked fault path's reset of the counts along addr's shadow walk. */
+void shadow_page_table_clear_flood(struct kvm_vcpu *vcpu, gva_t addr);
 
 /* The shadow walk iterator (for_each_shadow_entry). */
 struct kvm_shadow_walk_iterator {

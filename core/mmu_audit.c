@@ -379,10 +379,26 @@ static bool audit_budget(struct audit *a)
 	return true;
 }
 
+/* Write flooding (spec §5.4): detect_write_flooding zaps a page at the emulated write that
+ * brings its count to WRITE_FLOODING_LIMIT, and only those writes count, so no valid page
+ * holds that many. */
+static bool audit_flooding(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link)
+		if (!sp->role.invalid && !is_obsolete_sp(a->kvm, sp) &&
+		    sp->write_flooding_count >= WRITE_FLOODING_LIMIT)
+			return violation(a, "level-%u page gfn %#llx took %d emulated writes since its "
+					 "last use and is still shadowed (write flooding)",
+					 sp->role.level, (unsigned long long)sp->gfn, sp->write_flooding_count);
+	return true;
+}
+
 bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
 {
 	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
 
 	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
-	       audit_accounting(&a) && audit_budget(&a) && audit_unsync(&a);
+	       audit_accounting(&a) && audit_budget(&a) && audit_flooding(&a) && audit_unsync(&a);
 }

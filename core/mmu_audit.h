@@ -1,7 +1,8 @@
-/* The MMU's own auditor: the structural invariants of spec §7 (1-6, 14), checked from the
- * model's data structures after an op. What the guest can see is the checker's job; this
- * catches bookkeeping that is wrong before it becomes visible (a leaked write-track count,
- * an rmap that lost a spte, a parent link to a freed page). */
+/* The MMU's own auditor: the structural invariants of spec §7 (1-6, 14) and write flooding
+ * (§5.4), checked from the model's data structures after an op. What the guest can see is
+ * the checker's job; this catches bookkeeping that is wrong before it becomes visible (a
+ * leaked write-track count, an rmap that lost a spte, a parent link to a freed page), or
+ * that no guest can see (a page kept shadowed after it flooded). */
 #ifndef SHADOWFUZZ_CORE_MMU_AUDIT_H
 #define SHADOWFUZZ_CORE_MMU_AUDIT_H
 

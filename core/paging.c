@@ -42,8 +42,12 @@ int kvm_mmu_shadow_fault(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_code,
 	return paging64_page_fault(vcpu, addr, error_code, fault);
 }
 
+/* mmu->update_pte of the vCPU's current context: nonpaging_update_pte does nothing, so with
+ * paging off a matching page only loses the written spte. */
 void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte, uint64_t gentry)
 {
+	if (vcpu->mmu.direct_map)
+		return;
 	if (vcpu->mmu.root_level == PT32_ROOT_LEVEL)
 		paging32_update_pte(vcpu, sp, spte, gentry);
 	else

@@ -495,8 +495,10 @@ static int FNAME(page_fault)(struct kvm_vcpu *vcpu, gva_t addr, uint32_t error_c
 		*fault = walker.fault;
 		return RET_PF_RETRY;
 	}
-	if (page_fault_handle_page_track(vcpu, error_code, walker.gfn))
+	if (page_fault_handle_page_track(vcpu, error_code, walker.gfn)) {
+		shadow_page_table_clear_flood(vcpu, addr);
 		return RET_PF_EMULATE;
+	}
 	vcpu->write_fault_to_shadow_pgtable = false;
 	self_change = FNAME(is_self_change_mapping)(vcpu, &walker, user_fault,
 						    &vcpu->write_fault_to_shadow_pgtable);

@@ -1842,6 +1842,21 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	return ret;
 }
 
+static void add_vm_stats(struct kvm_vm_stat *total, const struct kvm_vm_stat *vm)
+{
+	total->mmu_shadow_zapped += vm->mmu_shadow_zapped;
+	total->mmu_pte_write += vm->mmu_pte_write;
+	total->mmu_pte_updated += vm->mmu_pte_updated;
+	total->mmu_pde_zapped += vm->mmu_pde_zapped;
+	total->mmu_flooded += vm->mmu_flooded;
+	total->mmu_recycled += vm->mmu_recycled;
+	total->mmu_cache_miss += vm->mmu_cache_miss;
+	total->mmu_unsync += vm->mmu_unsync;
+	total->remote_tlb_flush += vm->remote_tlb_flush;
+	total->dirty_log_reads += vm->dirty_log_reads;
+	total->mmu_unsync_total += vm->mmu_unsync_total;
+}
+
 int executor_finish(struct executor *ex, const struct program *prog, struct divergence *div)
 {
 	static const struct op no_op;
@@ -1855,9 +1870,8 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 		ex->log->shut_down = ex->shut_down;
 		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
 	}
-	ex->stats.mmu_recycled += ex->kvm->mmu->stat_mmu_recycled;
+	add_vm_stats(&ex->stats.vm, &ex->kvm->stat);
 	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
-	ex->stats.mmu_unsync += ex->kvm->mmu->stat_unsync_pages;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
 	if (compare_all_memory(ex, &cmp))

@@ -29,9 +29,10 @@ struct executor_stats {
 	uint64_t memslot_ioctls;
 	uint64_t memslot_errors; /* ioctls the model rejected (an outcome, not a divergence) */
 	uint64_t mmu_pages_errors; /* KVM_SET_NR_MMU_PAGES below 64 (-EINVAL) */
-	uint64_t mmu_recycled; /* pages the page budget zapped (KVM's stat.mmu_recycled) */
 	uint64_t mmu_enospc;   /* make_mmu_pages_available found no page left */
-	uint64_t mmu_unsync;   /* level-1 pages KVM let go unsync (kvm_unsync_page calls) */
+	/* KVM's per-VM stats (struct kvm_vm_stat), summed over the programs run to their end:
+	 * the VM is reset for every program. */
+	struct kvm_vm_stat vm;
 	uint64_t rule_hits[RULE_COUNT];
 	/* Accesses and maps whose gva the harness reserves in the mode actually in force: a
 	 * program's ops are valid for the mode its ops set, but a PAE switch that #GPs leaves

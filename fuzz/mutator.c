@@ -742,6 +742,61 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
 }
 
+/* A leaf entry's new value: another frame, a right flipped, or cleared. */
+static uint64_t rewrite_leaf(struct rng *r, uint64_t leaf)
+{
+	static const uint64_t rights[] = { PT_WRITABLE_MASK, PT_USER_MASK, PT64_NX_MASK, PT_ACCESSED_MASK,
+					   PT_DIRTY_MASK, PT_PRESENT_MASK };
+
+	switch (rng_below(r, 4)) {
+	case 0:
+		return leaf + (rng_one_in(r, 2) ? SZ_4K : -SZ_4K);
+	case 1:
+		return retarget_entry(r, leaf);
+	case 2:
+		return 0;
+	default:
+		return leaf ^ PICK(r, rights);
+	}
+}
+
+/* Unsync pages (spec §5.3, §5.5, §5.6): the guest rewrites the 4K leaf entry of an access
+ * it made, which goes to memory unseen once the table's shadow page is unsync; the gva is
+ * used again (a stale translation may still be allowed), then invalidated by INVLPG or a
+ * MOV CR3 to the same table, and used again (now only the new entry is). */
+static bool mutate_unsync(struct rng *r, struct program *prog)
+{
+	static struct table_sim sim;
+	struct walk_step steps[5], *leaf;
+	struct op ops[4];
+	int a = pick_op(r, prog, is_access_op);
+	unsigned n_steps, n = 0;
+	uint64_t gva;
+
+	if (a < 0 || prog->n_ops + 4 > PROG_MAX_OPS)
+		return false;
+	memset(&sim, 0, sizeof(sim));
+	sim.next_table = 1;
+	for (int i = 0; i < a; i++)
+		sim_op(&sim, &prog->ops[i]);
+	if (sim.mode != PAGING_4LEVEL && sim.mode != PAGING_5LEVEL)
+		return false;
+	gva = prog->ops[a].access.gva;
+	n_steps = sim_walk(&sim, gva, steps);
+	if (n_steps != sim_root_level(sim.mode))
+		return false; /* no 4K leaf: the walk ends in a large page or a hole */
+	leaf = &steps[n_steps - 1];
+	ops[n++] = (struct op){ .kind = OP_PTE,
+				.pte = { (uint8_t)leaf->table, (uint16_t)leaf->index, rewrite_leaf(r, leaf->value) } };
+	add_access_variant(r, ops, &n, gva, &prog->ops[a]);
+	if (rng_one_in(r, 2))
+		ops[n++] = (struct op){ .kind = OP_INVLPG, .invlpg = { gva } };
+	else
+		ops[n++] = (struct op){ .kind = OP_CR3, .cr3 = { (uint8_t)sim.cr3 } };
+	add_access_variant(r, ops, &n, gva, &prog->ops[a]);
+	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
+}
+
 static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = {
 	[PM_INSERT] = mutate_insert,
 	[PM_DELETE] = mutate_delete,
@@ -754,6 +809,7 @@ static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = 
 	[PM_ACCESS] = mutate_access,
 	[PM_CONTROL] = mutate_control,
 	[PM_ALIAS] = mutate_alias,
+	[PM_UNSYNC] = mutate_unsync,
 };
 
 static const char *const mutation_names[PM_COUNT] = {
@@ -768,6 +824,7 @@ static const char *const mutation_names[PM_COUNT] = {
 	[PM_ACCESS] = "access",
 	[PM_CONTROL] = "control",
 	[PM_ALIAS] = "alias",
+	[PM_UNSYNC] = "unsync",
 	[PM_BYTES] = "bytes",
 };
 
@@ -781,7 +838,7 @@ const char *program_mutation_name(enum program_mutation kind)
 static const uint8_t mutation_weights[PM_COUNT] = {
 	[PM_INSERT] = 3, [PM_DELETE] = 2, [PM_DUPLICATE] = 2, [PM_SWAP] = 2,
 	[PM_ENTRY_FLAGS] = 5, [PM_GVA] = 4, [PM_MEMSLOT] = 3, [PM_GEN_JUMP] = 2,
-	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 5,
+	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 5, [PM_UNSYNC] = 3,
 };
 
 static enum program_mutation pick_mutation(struct rng *r)

@@ -87,11 +87,13 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       "%llu physmap fallbacks\n",
 	       (unsigned long long)st->translations_checked, (unsigned long long)st->shutdowns,
 	       (unsigned long long)st->pke_ignored, (unsigned long long)st->physmap_fallbacks);
-	printf("  %llu shadow pages recycled by the page budget, %llu times none was left, "
-	       "%llu KVM_SET_NR_MMU_PAGES rejected\n",
-	       (unsigned long long)st->mmu_recycled, (unsigned long long)st->mmu_enospc,
-	       (unsigned long long)st->mmu_pages_errors);
-	printf("  %llu shadow pages went unsync\n", (unsigned long long)st->mmu_unsync);
+	printf("  %llu times the page budget had no page left, %llu KVM_SET_NR_MMU_PAGES rejected\n",
+	       (unsigned long long)st->mmu_enospc, (unsigned long long)st->mmu_pages_errors);
+	printf("  VM stats: %llu pte writes, %llu ptes updated, %llu flooding zaps, %llu pages "
+	       "recycled, %llu pages gone unsync, %llu dirty-log reads\n",
+	       (unsigned long long)st->vm.mmu_pte_write, (unsigned long long)st->vm.mmu_pte_updated,
+	       (unsigned long long)st->vm.mmu_flooded, (unsigned long long)st->vm.mmu_recycled,
+	       (unsigned long long)st->vm.mmu_unsync_total, (unsigned long long)st->vm.dirty_log_reads);
 	printf("  %llu dirty logs checked, holding %llu written pages\n",
 	       (unsigned long long)st->dirty_logs_checked, (unsigned long long)st->dirty_pages_written);
 	for (int rule = 1; rule < RULE_COUNT; rule++)
