@@ -172,6 +172,15 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "dirty-log check (a page the guest wrote is missing from the bitmap)",
 	},
+	[KVM_BUG_S5_REMOTE_FLUSH_IGNORES_NX] = {
+		.id = "S5",
+		.summary = "need_remote_flush ignores NX: an emulated gpte write that only takes "
+			   "execute away updates the spte without a remote TLB flush, so another "
+			   "vCPU keeps executing through its TLB entry",
+		.origin = "synthetic",
+		.caught_by = "access outcome (a fetch on another vCPU succeeds where the guest's "
+			     "NX makes it #PF)",
+	},
 };
 
 void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile)

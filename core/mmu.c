@@ -206,7 +206,7 @@ void kvm_mmu_destroy(struct kvm *kvm)
 	kvm->mmu = NULL;
 }
 
-static void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu)
+void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu)
 {
 	struct kvm_mmu *mmu = &vcpu->mmu;
 
@@ -1539,6 +1539,9 @@ static bool need_remote_flush(const struct kvm *kvm, uint64_t old, uint64_t new)
 		return true;
 	if ((old ^ new) & PT64_BASE_ADDR_MASK)
 		return true;
+	/* S5: NX compared like the other bits, so gaining it counts as no loss. */
+	if (kvm_bug(&kvm->config, KVM_BUG_S5_REMOTE_FLUSH_IGNORES_NX))
+		return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK)) != 0;
 	old ^= PT64_NX_MASK;
 	new ^= PT64_NX_MASK;
 	return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT64_NX_MASK)) != 0;

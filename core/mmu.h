@@ -104,6 +104,8 @@ int kvm_mmu_create(struct kvm *kvm);
 void kvm_mmu_destroy(struct kvm *kvm);
 /* Forget every shadow page (between fuzz inputs); memslot metadata is reset separately. */
 void kvm_mmu_reset_vm(struct kvm *kvm);
+/* A vCPU's part of kvm_mmu_create (its pae_root) with no roots loaded. */
+void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu);
 
 struct kvm_mmu_page *page_header(const struct kvm *kvm, hpa_t hpa);
 struct kvm_mmu_page *sptep_to_sp(const struct kvm *kvm, const uint64_t *sptep);

@@ -172,22 +172,35 @@ static bool audit_totals(struct audit *a)
 	return true;
 }
 
+static int vcpu_root_refs(const struct kvm_mmu *mmu, const struct kvm_mmu_page *sp)
+{
+	int refs = VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == sp->hpa;
+
+	for (int i = 0; i < 4; i++)
+		refs += VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == mmu->pae_root_hpa &&
+			mmu->pae_root[i] && VALID_PAGE(mmu->pae_root[i]) &&
+			(mmu->pae_root[i] & PT64_BASE_ADDR_MASK) == sp->hpa;
+	for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
+		refs += VALID_PAGE(mmu->prev_roots[i].hpa) && mmu->prev_roots[i].hpa == sp->hpa;
+	return refs;
+}
+
 static int root_refs(struct kvm *kvm, const struct kvm_mmu_page *sp)
 {
 	int refs = 0;
 
-	for (int v = 0; v < kvm->nr_vcpus; v++) {
-		struct kvm_mmu *mmu = &kvm->vcpus[v].mmu;
-
-		refs += VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == sp->hpa;
-		for (int i = 0; i < 4; i++)
-			refs += VALID_PAGE(mmu->root_hpa) && mmu->root_hpa == mmu->pae_root_hpa &&
-				mmu->pae_root[i] && VALID_PAGE(mmu->pae_root[i]) &&
-				(mmu->pae_root[i] & PT64_BASE_ADDR_MASK) == sp->hpa;
-		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
-			refs += VALID_PAGE(mmu->prev_roots[i].hpa) && mmu->prev_roots[i].hpa == sp->hpa;
-	}
+	for (int v = 0; v < kvm->nr_vcpus; v++)
+		refs += vcpu_root_refs(&kvm->vcpus[v].mmu, sp);
 	return refs;
+}
+
+/* Whether every vCPU holding sp as a root has a reload pending (kvm_reload_remote_mmus). */
+static bool holders_reload(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	for (int v = 0; v < kvm->nr_vcpus; v++)
+		if (vcpu_root_refs(&kvm->vcpus[v].mmu, sp) && !(kvm->vcpus[v].requests & KVM_REQ_MMU_RELOAD))
+			return false;
+	return true;
 }
 
 /* Invariant 3 (roots) and 14: root_count matches the references; an obsolete page is in
@@ -202,7 +215,7 @@ static bool audit_roots(struct audit *a)
 		if (refs != sp->root_count)
 			return violation(a, "page gfn %#llx has root_count %d but %d root references",
 					 (unsigned long long)sp->gfn, sp->root_count, refs);
-		if (refs && is_obsolete_sp(a->kvm, sp) && !(a->kvm->vcpus[0].requests & KVM_REQ_MMU_RELOAD))
+		if (refs && is_obsolete_sp(a->kvm, sp) && !holders_reload(a->kvm, sp))
 			return violation(a, "obsolete page gfn %#llx is a root without a reload pending",
 					 (unsigned long long)sp->gfn);
 	}

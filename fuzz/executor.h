@@ -54,6 +54,7 @@ struct divergence {
 	uint32_t op_index;
 	struct op op;
 	enum paging_mode mode; /* paging mode the op ran in (for printing it) */
+	unsigned vcpu;         /* the vCPU it ran on */
 	enum check_id check;
 	enum kvm_rule rule; /* rule that shaped the expected answer, if any */
 	gva_t gva;
@@ -157,7 +158,8 @@ struct executor_tracer {
 /* Attach a tracer (copied), or detach with NULL. Tracing changes no result. */
 void executor_set_tracer(struct executor *ex, const struct executor_tracer *tracer);
 
-/* The paging mode the vCPU is in now (before the next op runs). */
+/* The vCPU the next op runs on, and the paging mode it is in now. */
+unsigned executor_vcpu(const struct executor *ex);
 enum paging_mode executor_paging_mode(struct executor *ex);
 
 const struct executor_stats *executor_stats(struct executor *ex);

@@ -569,7 +569,7 @@ static unsigned sim_root_level(enum paging_mode mode) { return mode == PAGING_5L
 
 static unsigned sim_alloc(struct table_sim *t)
 {
-	unsigned table = prog_next_pool_table(&t->next_table, t->cr3);
+	unsigned table = prog_next_pool_table(&t->next_table, 1ull << t->cr3);
 
 	memset(t->entry[table], 0, sizeof(t->entry[table]));
 	return table;
