@@ -1377,6 +1377,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	if (shadow_mmu(ex))
 		apply_mmio_dirty_rule(ex, &check, &ref, &cpu);
 	ex->stats.accesses++;
+	ex->stats.other_vcpu_accesses += ex->cur != 0;
 	ex->stats.rule_hits[rule]++;
 	if (!checker_compare(&expected, &model, &failed) &&
 	    pse_change_allows_access(ex, engine, &check, &ref, &model)) {
@@ -1855,6 +1856,7 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 		ex->log->shut_down = ex->shut_down;
 		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
 	}
+	ex->stats.multi_vcpu_programs += ex->kvm->nr_vcpus > 1;
 	ex->stats.mmu_recycled += ex->kvm->mmu->stat_mmu_recycled;
 	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
 	if (!ex->shut_down && audit(ex, last_index, last, div))

@@ -42,6 +42,8 @@ struct executor_stats {
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
 	uint64_t dirty_logs_checked; /* KVM_GET_DIRTY_LOG bitmaps compared with the written pages */
 	uint64_t dirty_pages_written; /* pages those bitmaps had to hold */
+	uint64_t multi_vcpu_programs; /* programs that ran on two vCPUs or more */
+	uint64_t other_vcpu_accesses; /* accesses made on a vCPU other than 0 */
 	/* Time split (ns): the model's CPU and ioctls, the reference engines; the rest of a
 	 * run is the checker and the harness. */
 	uint64_t model_ns;

@@ -23,6 +23,8 @@ enum program_mutation {
 	PM_CONTROL,     /* control bits, mode, CR3 table, PKRU, SMM, page budget */
 	PM_ALIAS,       /* a second entry to a table a pte links, with fewer rights, and an
 			 * access through it: two guest paths to one table (B13's shape) */
+	PM_VCPU,        /* another vCPU takes an access's paging setup and makes the access
+			 * before it (and again later), or a vcpu op picks another vCPU */
 	PM_BYTES,       /* a byte-level change of the encoding: the fallback */
 	PM_COUNT
 };
