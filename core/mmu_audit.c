@@ -100,6 +100,16 @@ static bool audit_link(struct audit *a, struct kvm_mmu_page *sp, int i)
 	return true;
 }
 
+static bool holders_reload(struct kvm *kvm, const struct kvm_mmu_page *sp);
+
+/* A zapped page stays empty, except a root still in use: FNAME(fetch) (K420-K53) checks
+ * only that root_hpa is valid, so a fault whose make_mmu_pages_available zapped the root
+ * links new pages into it; they go when every vCPU holding it runs its reload. */
+static bool may_hold_sptes(struct kvm *kvm, const struct kvm_mmu_page *sp)
+{
+	return !sp->role.invalid || (sp->root_count && holders_reload(kvm, sp));
+}
+
 static bool audit_sptes(struct audit *a)
 {
 	struct kvm_mmu_page *sp;
@@ -110,7 +120,7 @@ static bool audit_sptes(struct audit *a)
 
 			if (!present(a->kvm, spte))
 				continue;
-			if (sp->role.invalid)
+			if (!may_hold_sptes(a->kvm, sp))
 				return violation(a, "zapped page gfn %#llx keeps a present spte",
 						 (unsigned long long)sp->gfn);
 			if (is_last_spte(spte, sp->role.level) ? !audit_leaf(a, sp, i) : !audit_link(a, sp, i))
