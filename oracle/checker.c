@@ -23,6 +23,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
 	[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED] = "KVM_ALIASED_TABLE_WRITE_UNTRACKED",
 	[RULE_KVM_READONLY_WRITE_IS_MMIO] = "KVM_READONLY_WRITE_IS_MMIO",
+	[RULE_KVM_MMIO_CACHE_IS_A_TLB] = "KVM_MMIO_CACHE_IS_A_TLB",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }
