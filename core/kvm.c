@@ -39,6 +39,22 @@ void kvm_destroy(struct kvm *kvm)
 	free(kvm);
 }
 
+struct kvm_vcpu *kvm_create_vcpu(struct kvm *kvm, int vcpu_id)
+{
+	struct kvm_vcpu *vcpu;
+
+	if (vcpu_id < 0 || vcpu_id >= KVM_MAX_VCPUS || kvm->nr_vcpus == KVM_MAX_VCPUS)
+		return NULL;
+	for (int i = 0; i < kvm->nr_vcpus; i++)
+		if (kvm->vcpus[i].vcpu_id == vcpu_id)
+			return NULL;
+	vcpu = &kvm->vcpus[kvm->nr_vcpus++];
+	memset(vcpu, 0, sizeof(*vcpu));
+	kvm_vcpu_reset(kvm, vcpu, vcpu_id);
+	init_vcpu_mmu(kvm, vcpu);
+	return vcpu;
+}
+
 /* Keeps the host and the MMU's arch_ops; everything else starts over for cfg's profile. */
 int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg)
 {

@@ -219,6 +219,16 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.origin = "synthetic",
 		.caught_by = "translation check (wrong gpa after the guest's MOV CR3 synced the page)",
 	},
+	[KVM_BUG_S5_REMOTE_FLUSH_IGNORES_NX] = {
+		.id = "S5",
+		.summary = "need_remote_flush ignores NX: an emulated gpte write that only takes "
+			   "execute away updates the spte without a remote TLB flush, so another "
+			   "vCPU keeps executing through its TLB entry",
+		.origin = "synthetic",
+		.caught_by = "core's auditor (a vCPU's TLB keeps the execute right its spte lost, "
+			     "with no flush pending); the guest cannot tell: that vCPU never "
+			     "invalidated the translation",
+	},
 };
 
 void kvm_config_init(struct kvm_config *cfg, enum kvm_profile profile)

@@ -213,6 +213,10 @@ struct kvm {
 struct kvm *kvm_create(const struct kvm_config *cfg, struct host_memory *host);
 void kvm_destroy(struct kvm *kvm);
 int kvm_reset(struct kvm *kvm, const struct kvm_config *cfg);
+/* KVM_CREATE_VCPU: vCPU vcpu_id (below KVM_MAX_VCPUS, not yet created) joins the VM at
+ * index nr_vcpus in the reset state, with no roots until it first enters the guest.
+ * Returns NULL if it exists or no index is left. */
+struct kvm_vcpu *kvm_create_vcpu(struct kvm *kvm, int vcpu_id);
 
 /* KVM_SET_NR_MMU_PAGES (kvm_vm_ioctl_set_nr_mmu_pages): 0, or -EINVAL below
  * KVM_MIN_ALLOC_MMU_PAGES. */

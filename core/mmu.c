@@ -42,6 +42,7 @@ void kvm_flush_remote_tlbs(struct kvm *kvm)
 	/* KVM counts only flushes that kicked another CPU; the model's vCPUs are never in
 	 * guest mode elsewhere, so every call counts. */
 	kvm->stat.remote_tlb_flush++;
+	kvm->mmu->tlbs_dirty = 0;
 	trace_kvm_flush_remote_tlbs(kvm);
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		kvm->vcpus[i].requests |= KVM_REQ_TLB_FLUSH;
@@ -221,7 +222,7 @@ void kvm_mmu_destroy(struct kvm *kvm)
 	kvm->mmu = NULL;
 }
 
-static void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu)
+void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu)
 {
 	struct kvm_mmu *mmu = &vcpu->mmu;
 
@@ -1938,6 +1939,9 @@ static bool need_remote_flush(const struct kvm *kvm, uint64_t old, uint64_t new)
 		return true;
 	if ((old ^ new) & PT64_BASE_ADDR_MASK)
 		return true;
+	/* S5: NX compared like the other bits, so gaining it counts as no loss. */
+	if (kvm_bug(&kvm->config, KVM_BUG_S5_REMOTE_FLUSH_IGNORES_NX))
+		return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK)) != 0;
 	old ^= PT64_NX_MASK;
 	new ^= PT64_NX_MASK;
 	return (old & ~new & (PT_PRESENT_MASK | PT_WRITABLE_MASK | PT_USER_MASK | PT64_NX_MASK)) != 0;

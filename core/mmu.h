@@ -74,6 +74,9 @@ struct kvm_arch_mmu {
 	 * (0: none, the default follows the memslots). */
 	unsigned long n_max_mmu_pages, n_requested_mmu_pages;
 	unsigned indirect_shadow_pages;
+	/* kvm->tlbs_dirty (v4.20..v5.4): sptes FNAME(sync_page) dropped without a flush;
+	 * the next kvm_flush_remote_tlbs clears it (bug B15's deferred flush). */
+	unsigned long tlbs_dirty;
 	uint64_t mmu_valid_gen; /* K420, K53: fast invalidate */
 	struct pte_list_cache pte_cache;
 	/* Shadow page arena: pages[i] lives at SHADOW_HPA_BASE + i * PAGE_SIZE. */
@@ -104,6 +107,8 @@ int kvm_mmu_create(struct kvm *kvm);
 void kvm_mmu_destroy(struct kvm *kvm);
 /* Forget every shadow page (between fuzz inputs); memslot metadata is reset separately. */
 void kvm_mmu_reset_vm(struct kvm *kvm);
+/* A vCPU's part of kvm_mmu_create (its pae_root) with no roots loaded. */
+void init_vcpu_mmu(struct kvm *kvm, struct kvm_vcpu *vcpu);
 
 struct kvm_mmu_page *page_header(const struct kvm *kvm, hpa_t hpa);
 struct kvm_mmu_page *sptep_to_sp(const struct kvm *kvm, const uint64_t *sptep);

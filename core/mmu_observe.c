@@ -13,12 +13,6 @@ struct observe_walk {
 	void *ctx;
 };
 
-static unsigned access_of(uint64_t spte)
-{
-	return (spte & PT_WRITABLE_MASK ? ACC_WRITE_MASK : 0) | (spte & PT_USER_MASK ? ACC_USER_MASK : 0) |
-	       (spte & PT64_NX_MASK ? 0 : ACC_EXEC_MASK);
-}
-
 static gva_t canonical(const struct observe_walk *w, uint64_t gva)
 {
 	if (w->va_bits == 32)
@@ -51,7 +45,7 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 	} else {
 		t.gpa = kvm_mmu_page_get_gfn(sp, index) << PAGE_SHIFT;
 		t.pfn = spte_to_pfn(spte);
-		t.access = access_of(spte);
+		t.access = spte_access(spte);
 	}
 	w->fn(w->ctx, &t);
 }

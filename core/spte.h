@@ -89,6 +89,13 @@ static inline bool is_writable_pte(uint64_t spte)
 	return spte & PT_WRITABLE_MASK;
 }
 
+/* The ACC_* rights a leaf spte gives the hardware. */
+static inline unsigned spte_access(uint64_t spte)
+{
+	return (spte & PT_WRITABLE_MASK ? ACC_WRITE_MASK : 0) | (spte & PT_USER_MASK ? ACC_USER_MASK : 0) |
+	       (spte & PT64_NX_MASK ? 0 : ACC_EXEC_MASK);
+}
+
 static inline bool is_executable_pte(uint64_t spte)
 {
 	return (spte & (shadow_x_mask | shadow_nx_mask)) == shadow_x_mask;

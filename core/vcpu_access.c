@@ -71,12 +71,6 @@ static uint32_t access_bits(const struct cpu_access *a)
 	       (a->kind == CPU_FETCH ? PFERR_FETCH_MASK : 0);
 }
 
-static unsigned spte_access(uint64_t spte)
-{
-	return (spte & PT_WRITABLE_MASK ? ACC_WRITE_MASK : 0) | (spte & PT_USER_MASK ? ACC_USER_MASK : 0) |
-	       (spte & PT64_NX_MASK ? 0 : ACC_EXEC_MASK);
-}
-
 static struct hw_tlb_entry *tlb_lookup(struct kvm_vcpu *vcpu, gva_t gva)
 {
 	for (int i = 0; i < vcpu->tlb.n; i++) {

@@ -30,6 +30,17 @@ struct slot_record {
 	uint64_t *written;
 };
 
+/* The harness's side of one vCPU; the program's vCPU number is KVM's vcpu_id. */
+struct exec_vcpu {
+	struct kvm_vcpu *vcpu; /* NULL until the program first selects it (KVM_CREATE_VCPU) */
+	unsigned cr3_table;
+	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
+	/* The vCPU's MMIO cache may hold an entry filled in SMM, tagged with address space
+	 * 0's generation: set by an MMIO exit in SMM, cleared when that generation moves. */
+	bool smm_mmio_cache_taint;
+	uint64_t smm_taint_gen;
+};
+
 struct executor {
 	struct kvm_config config;
 	enum exec_model model;
@@ -50,15 +61,11 @@ struct executor {
 	struct slot_record slots[KVM_ADDRESS_SPACE_NUM][KVM_USER_MEM_SLOTS];
 	uint16_t used_slots[KVM_ADDRESS_SPACE_NUM * KVM_USER_MEM_SLOTS];
 	unsigned n_used_slots;
-	unsigned cr3_table;
+	struct exec_vcpu vcpus[PROG_MAX_VCPUS];
+	unsigned cur; /* the vCPU ops run on */
 	uint32_t op_index; /* the op running, for trace events */
 	unsigned next_pool_table;
-	uint64_t ref_pdptrs[4]; /* the architectural PDPTE registers, loaded from reference memory */
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
-	/* The MMIO cache may hold an entry filled in SMM, tagged with address space 0's
-	 * generation: set by SMM entry, cleared when that generation moves. */
-	bool smm_mmio_cache_taint;
-	uint64_t smm_taint_gen;
 	/* A verified translation stays verified until the epoch moves (memslots, control
 	 * state, CR3, invalidations, a rule rewriting the reference) or a page its walk read
 	 * is written. An access's A/D writes never make a valid translation invalid, but
@@ -147,21 +154,24 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+static struct exec_vcpu *cur(struct executor *ex) { return &ex->vcpus[ex->cur]; }
+static struct kvm_vcpu *cur_vcpu(struct executor *ex) { return ex->vcpus[ex->cur].vcpu; }
+
 /* The model's CPU, timed for executor_stats.model_ns. */
 static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 			     struct cpu_access_result *res)
 {
 	uint64_t start = now_ns();
 
-	kvm_vcpu_access(&ex->kvm->vcpus[0], acc, res);
+	kvm_vcpu_access(cur_vcpu(ex), acc, res);
 	ex->stats.model_ns += now_ns() - start;
 	/* vcpu_cache_mmio_info tags the entry with address space 0's generation even in SMM,
 	 * and leaving SMM (kvm_smm_changed -> kvm_mmu_reset_context) keeps the cache: the
 	 * entry stays usable until that generation moves
 	 * (RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION). */
-	if (res->outcome == CPU_MMIO_EXIT && ex->kvm->vcpus[0].arch.smm) {
-		ex->smm_mmio_cache_taint = true;
-		ex->smm_taint_gen = ex->kvm->memslots[0]->generation;
+	if (res->outcome == CPU_MMIO_EXIT && cur_vcpu(ex)->arch.smm) {
+		cur(ex)->smm_mmio_cache_taint = true;
+		cur(ex)->smm_taint_gen = ex->kvm->memslots[0]->generation;
 	}
 }
 void executor_set_audit(struct executor *ex, bool every_op) { ex->audit_every_op = every_op; }
@@ -204,8 +214,10 @@ void executor_set_tracer(struct executor *ex, const struct executor_tracer *trac
 
 enum paging_mode executor_paging_mode(struct executor *ex)
 {
-	return kvm_vcpu_paging_mode(&ex->kvm->vcpus[0]);
+	return kvm_vcpu_paging_mode(cur_vcpu(ex));
 }
+
+unsigned executor_vcpu(const struct executor *ex) { return ex->cur; }
 
 static void log_access(struct executor *ex, uint32_t index, const struct model_access *answer)
 {
@@ -250,10 +262,8 @@ static void digest_page(void *ctx, hva_t hva, const uint8_t *page)
 }
 const char *executor_error(const struct executor *ex) { return ex->error; }
 
-static struct kvm_vcpu *vcpu0(struct executor *ex) { return &ex->kvm->vcpus[0]; }
-
 /* The address space the guest sees now: 1 in System Management Mode. */
-static int guest_as(struct executor *ex) { return vcpu0(ex)->arch.smm ? 1 : 0; }
+static int guest_as(struct executor *ex) { return cur_vcpu(ex)->arch.smm ? 1 : 0; }
 
 static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
 {
@@ -317,13 +327,13 @@ static void note_guest_dirty(struct executor *ex, int as_id, gpa_t gpa)
  * it on both. */
 static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, size_t len)
 {
-	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu0(ex)), gpa >> PAGE_SHIFT);
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(cur_vcpu(ex)), gpa >> PAGE_SHIFT);
 	bool writable = false;
 	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, &writable);
 
 	if (hva != KVM_HVA_ERR_BAD && writable) {
 		host_write(ex->host, hva + (gpa & ~PAGE_MASK), src, len);
-		kvm_vcpu_mark_page_dirty(vcpu0(ex), gpa >> PAGE_SHIFT);
+		kvm_vcpu_mark_page_dirty(cur_vcpu(ex), gpa >> PAGE_SHIFT);
 	}
 	note_guest_write(ex, gpa, len);
 	note_guest_dirty(ex, guest_as(ex), gpa);
@@ -333,7 +343,7 @@ static void guest_phys_write(struct executor *ex, gpa_t gpa, const void *src, si
 
 static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len)
 {
-	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(vcpu0(ex)), gpa >> PAGE_SHIFT);
+	struct kvm_memory_slot *slot = __gfn_to_memslot(kvm_vcpu_memslots(cur_vcpu(ex)), gpa >> PAGE_SHIFT);
 	hva_t hva = gfn_to_hva_memslot_prot(slot, gpa >> PAGE_SHIFT, NULL);
 
 	if (hva == KVM_HVA_ERR_BAD)
@@ -343,9 +353,9 @@ static int model_phys_read(struct executor *ex, gpa_t gpa, void *dst, size_t len
 
 /* ---- vCPU state ---- */
 
-static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
+static void ref_cpu_of(const struct exec_vcpu *v, struct ref_cpu_state *cpu)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	const struct kvm_vcpu *vcpu = v->vcpu;
 	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu);
 
 	*cpu = (struct ref_cpu_state){
@@ -362,7 +372,12 @@ static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
 		.pkru = vcpu->arch.pkru,
 		.as_id = vcpu->arch.smm ? 1 : 0,
 	};
-	memcpy(cpu->pdptrs, ex->ref_pdptrs, sizeof(cpu->pdptrs));
+	memcpy(cpu->pdptrs, v->ref_pdptrs, sizeof(cpu->pdptrs));
+}
+
+static void ref_cpu_from_vcpu(struct executor *ex, struct ref_cpu_state *cpu)
+{
+	ref_cpu_of(cur(ex), cpu);
 }
 
 /* The architectural PDPTE load: read from the reference's memory (a hole reads as
@@ -390,7 +405,7 @@ static int load_cr3_pae(struct executor *ex, uint64_t cr3, uint32_t op_index,
 {
 	uint64_t pdptrs[4];
 	bool arch_ok = ref_load_pdptrs(ex, cr3, pdptrs);
-	bool model_ok = load_pdptrs(vcpu0(ex), cr3);
+	bool model_ok = load_pdptrs(cur_vcpu(ex), cr3);
 
 	if (arch_ok != model_ok) {
 		set_divergence(div, op_index, op, CHECK_PDPTE_LOAD);
@@ -403,7 +418,7 @@ static int load_cr3_pae(struct executor *ex, uint64_t cr3, uint32_t op_index,
 		return 1;
 	}
 	if (arch_ok)
-		memcpy(ex->ref_pdptrs, pdptrs, sizeof(pdptrs));
+		memcpy(cur(ex)->ref_pdptrs, pdptrs, sizeof(pdptrs));
 	*loaded = arch_ok;
 	return 0;
 }
@@ -425,7 +440,7 @@ static bool model_error_is_known(struct executor *ex, const struct ref_cpu_state
 
 static bool smm_cache_may_be_stale(struct executor *ex)
 {
-	return ex->smm_mmio_cache_taint && ex->kvm->memslots[0]->generation == ex->smm_taint_gen;
+	return cur(ex)->smm_mmio_cache_taint && ex->kvm->memslots[0]->generation == cur(ex)->smm_taint_gen;
 }
 
 /* An MMIO exit is right only where the guest-physical address has no memory the access
@@ -441,7 +456,7 @@ static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_
 		return true;
 	if (write && readonly)
 		return true;
-	if (!vcpu0(ex)->arch.smm && !smm_cache_may_be_stale(ex))
+	if (!cur_vcpu(ex)->arch.smm && !smm_cache_may_be_stale(ex))
 		return false;
 	ex->stats.rule_hits[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION]++;
 	return true;
@@ -502,17 +517,17 @@ static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op,
  * read-only or unbacked before the harness could install the entry. */
 static bool physmap_usable(struct executor *ex)
 {
-	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	enum paging_mode mode = kvm_vcpu_paging_mode(cur_vcpu(ex));
 	uint64_t want = physmap_root_entry(mode), have = 0;
 
 	if (mode == PAGING_NONE)
 		return true;
 	/* The physmap's tables are in address space 0 only. */
-	if (vcpu0(ex)->arch.smm)
+	if (cur_vcpu(ex)->arch.smm)
 		return false;
 	if (mode == PAGING_PAE)
-		return ex->ref_pdptrs[HARNESS_ROOT_INDEX] == want;
-	ref_memory_read(ex->ref_mem, 0, (vcpu0(ex)->arch.cr3 & PAGE_MASK) + HARNESS_ROOT_INDEX *
+		return cur(ex)->ref_pdptrs[HARNESS_ROOT_INDEX] == want;
+	ref_memory_read(ex->ref_mem, 0, (cur_vcpu(ex)->arch.cr3 & PAGE_MASK) + HARNESS_ROOT_INDEX *
 			entry_value_size(mode), &have, entry_value_size(mode));
 	return have == want;
 }
@@ -526,7 +541,7 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 {
 	struct cpu_access acc = { .gva = gpa, .kind = CPU_WRITE, .cpl = 0, .size = (unsigned)len, .data = src };
 	struct cpu_access_result res;
-	int saved_cpl = vcpu0(ex)->arch.cpl;
+	int saved_cpl = cur_vcpu(ex)->arch.cpl;
 
 	if (ex->shut_down)
 		return 0;
@@ -534,7 +549,7 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 		ex->stats.physmap_fallbacks++;
 		log_table_write(ex, gpa, src, len, true);
 		guest_phys_write(ex, gpa, src, len);
-		kvm_mmu_pte_write(vcpu0(ex), gpa, src, (int)len);
+		kvm_mmu_pte_write(cur_vcpu(ex), gpa, src, (int)len);
 		return 0;
 	}
 	log_table_write(ex, gpa, src, len, false);
@@ -545,7 +560,7 @@ static int physmap_write(struct executor *ex, uint32_t index, const struct op *o
 	if (!ref_memory_write(ex->ref_mem, guest_as(ex), gpa, src, len))
 		note_aliased_write(ex, gpa, len);
 	model_cpu_access(ex, &acc, &res);
-	vcpu0(ex)->arch.cpl = saved_cpl;
+	cur_vcpu(ex)->arch.cpl = saved_cpl;
 	if (res.outcome == CPU_OK) {
 		note_guest_dirty(ex, guest_as(ex), gpa);
 		return 0;
@@ -575,14 +590,14 @@ static void install_physmap_root(struct executor *ex, gpa_t root, enum paging_mo
 	size_t len = entry_value_size(mode);
 	gpa_t gpa = root + HARNESS_ROOT_INDEX * len;
 
-	if (!shadow_mmu(ex) || mode == PAGING_NONE || vcpu0(ex)->arch.smm)
+	if (!shadow_mmu(ex) || mode == PAGING_NONE || cur_vcpu(ex)->arch.smm)
 		return;
 	ref_memory_read(ex->ref_mem, 0, gpa, &current, len);
 	if (current == value)
 		return;
 	log_table_write(ex, gpa, &value, len, !physmap_usable(ex));
 	guest_phys_write(ex, gpa, &value, len);
-	kvm_mmu_pte_write(vcpu0(ex), gpa, (const uint8_t *)&value, (int)len);
+	kvm_mmu_pte_write(cur_vcpu(ex), gpa, (const uint8_t *)&value, (int)len);
 }
 
 static void set_paging_regs(struct kvm_vcpu *vcpu, enum paging_mode mode)
@@ -608,7 +623,7 @@ static void set_paging_regs(struct kvm_vcpu *vcpu, enum paging_mode mode)
  * old context (kvm_mmu_reset_context), and the guest's TLB is flushed. */
 static int op_mode(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 	struct kvm_vcpu_arch saved = vcpu->arch;
 	bool loaded = true;
 
@@ -642,7 +657,7 @@ static void op_control(struct executor *ex, const struct op *op)
 		{ CTRL_EFER_NXE, offsetof(struct kvm_vcpu_arch, efer), EFER_NX },
 		{ CTRL_RFLAGS_AC, offsetof(struct kvm_vcpu_arch, rflags), X86_EFLAGS_AC },
 	};
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 	uint8_t mask = op->control.mask;
 
 	/* KVM hides PKU from shadow-paging guests: MOV CR4 with PKE #GPs, on both sides. */
@@ -673,7 +688,7 @@ static void op_control(struct executor *ex, const struct op *op)
  * loads the PDPTEs first and #GPs on a bad one). Every MOV CR3 flushes the guest's TLB. */
 static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu);
 	uint64_t cr3 = table_pool_gpa(op->cr3.table);
 	bool loaded = true;
@@ -700,7 +715,7 @@ static int op_cr3(struct executor *ex, uint32_t index, const struct op *op, stru
 			kvm_mmu_new_cr3(vcpu, cr3, false);
 	}
 	vcpu->arch.cr3 = cr3;
-	ex->cr3_table = op->cr3.table;
+	cur(ex)->cr3_table = op->cr3.table;
 	return 0;
 }
 
@@ -900,12 +915,12 @@ static int write_entry(struct executor *ex, uint32_t index, const struct op *op,
 
 static int op_pte(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	enum paging_mode mode = kvm_vcpu_paging_mode(cur_vcpu(ex));
 	gpa_t gpa = table_pool_gpa(op->pte.table) + (uint64_t)op->pte.index * entry_size(mode);
 
 	/* Programs never write the root's harness entry, but after a CR3 load that #GPs the
 	 * root in force is not the one the program chose. */
-	if (shadow_mmu(ex) && op->pte.table == ex->cr3_table && op->pte.index == HARNESS_ROOT_INDEX &&
+	if (shadow_mmu(ex) && op->pte.table == cur(ex)->cr3_table && op->pte.index == HARNESS_ROOT_INDEX &&
 	    mode != PAGING_NONE) {
 		ex->stats.harness_skips++;
 		return 0;
@@ -958,10 +973,15 @@ static bool gva_usable(enum paging_mode mode, gva_t gva)
 	return gva_fits_mode(mode, gva) && !gva_is_harness_reserved(mode, gva);
 }
 
-/* Next pool table for the macro, round robin over T1..T(n-1), never the current root. */
+/* Next pool table for the macro, round robin over T1..T(n-1), never a vCPU's root. */
 static unsigned alloc_pool_table(struct executor *ex)
 {
-	return prog_next_pool_table(&ex->next_pool_table, ex->cr3_table);
+	uint64_t roots = 0;
+
+	for (unsigned v = 0; v < PROG_MAX_VCPUS; v++)
+		if (ex->vcpus[v].vcpu)
+			roots |= 1ull << ex->vcpus[v].cr3_table;
+	return prog_next_pool_table(&ex->next_pool_table, roots);
 }
 
 static bool is_pool_table(gpa_t gpa)
@@ -988,9 +1008,9 @@ static uint64_t leaf_entry(enum paging_mode mode, const struct op *op)
  * new PDPTE is followed by a CR3 reload so the PDPTE registers see it. */
 static int op_map(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	enum paging_mode mode = prog_map_mode(kvm_vcpu_paging_mode(vcpu0(ex)));
+	enum paging_mode mode = prog_map_mode(kvm_vcpu_paging_mode(cur_vcpu(ex)));
 	unsigned esz = entry_size(mode);
-	gpa_t table = table_pool_gpa(ex->cr3_table);
+	gpa_t table = table_pool_gpa(cur(ex)->cr3_table);
 	bool wrote_pdpte = false;
 	int ret;
 
@@ -1028,8 +1048,8 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
 			  leaf_entry(mode, op), div);
 	if (ret)
 		return ret;
-	if (wrote_pdpte && kvm_vcpu_paging_mode(vcpu0(ex)) == PAGING_PAE) {
-		struct op reload = { .kind = OP_CR3, .cr3 = { .table = (uint8_t)ex->cr3_table } };
+	if (wrote_pdpte && kvm_vcpu_paging_mode(cur_vcpu(ex)) == PAGING_PAE) {
+		struct op reload = { .kind = OP_CR3, .cr3 = { .table = (uint8_t)cur(ex)->cr3_table } };
 
 		return op_cr3(ex, index, &reload, div);
 	}
@@ -1045,7 +1065,7 @@ static int op_map(struct executor *ex, uint32_t index, const struct op *op, stru
  * [0, 1 MiB) is the harness's). PAE reloads its PDPTEs from the new address space. */
 static int op_smm(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 	bool loaded = true;
 
 	if (op->smm.enter == vcpu->arch.smm)
@@ -1065,7 +1085,7 @@ static int op_smm(struct executor *ex, uint32_t index, const struct op *op, stru
  * kvm_mmu_invlpg (a no-op for a non-canonical address) flushes it from the hardware TLB. */
 static void op_invlpg(struct executor *ex, const struct op *op)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 
 	if (is_noncanonical_address(op->invlpg.gva, vcpu))
 		return;
@@ -1098,7 +1118,7 @@ static uint32_t access_pfec(const struct op *op)
 static void model_access(struct executor *ex, const struct op *op, struct guest_walker *walker,
 			 struct model_access *answer)
 {
-	struct kvm_vcpu *vcpu = vcpu0(ex);
+	struct kvm_vcpu *vcpu = cur_vcpu(ex);
 	gva_t gva = op->access.gva;
 
 	memset(answer, 0, sizeof(*answer));
@@ -1270,7 +1290,7 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 					    const struct model_access *model)
 {
 	if (!shadow_mmu(ex) || model->outcome != REF_OK ||
-	    !translation_checker_allows_access(ex->translations, &check->cpu, vcpu0(ex)->vcpu_id, check->gva,
+	    !translation_checker_allows_access(ex->translations, &check->cpu, cur_vcpu(ex)->vcpu_id, check->gva,
 					       model->gpa, check->kind, check->cpl))
 		return false;
 	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
@@ -1278,6 +1298,40 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 	ex->epoch++;
 	ex->stats.rule_hits[RULE_ARCH_STALE_TRANSLATION]++;
 	log_stale_access(ex, ex->op_index, expected);
+	return true;
+}
+
+/* RULE_KVM_MMIO_CACHE_IS_A_TLB: an MMIO exit at a gpa that the vCPU's TLB allowance still
+ * gives the gva (a translation seen valid since that vCPU last invalidated the page,
+ * with the rights the access needs). KVM's cache hit passes permission_fault under the
+ * current controls, which the allowance does not judge: SMEP and SMAP must not apply.
+ * The model walked nothing, so the reference keeps no A/D writes. */
+static bool mmio_cache_allows_access(struct executor *ex, struct ref_engine *engine,
+				     const struct access_check *check, const struct ref_result *ref,
+				     const struct cpu_access_result *cpu)
+{
+	struct translation_verdict verdict;
+	struct model_translation t;
+
+	if (!shadow_mmu(ex) || cpu->outcome != CPU_MMIO_EXIT ||
+	    (check->cpl == 0 && (check->cpu.cr4_smep || check->cpu.cr4_smap)))
+		return false;
+	memset(&t, 0, sizeof(t));
+	t.source = TRANSLATION_TLB;
+	t.vcpu_id = cur_vcpu(ex)->vcpu_id;
+	t.as_id = check->cpu.as_id;
+	t.cr3 = check->cpu.cr3;
+	t.gva = check->gva & PAGE_MASK;
+	t.level = PT_PAGE_TABLE_LEVEL;
+	t.mmio = true;
+	t.gpa = cpu->gpa & PAGE_MASK;
+	t.access = (check->kind == REF_WRITE ? ACC_WRITE_MASK : 0) | (check->cpl == 3 ? ACC_USER_MASK : 0);
+	if (!translation_check(ex->translations, engine, &check->cpu, &t, &verdict))
+		return false;
+	if (ref->outcome == REF_OK)
+		ref_revert_ad_writes(engine, ref);
+	ex->epoch++;
+	ex->stats.rule_hits[RULE_KVM_MMIO_CACHE_IS_A_TLB]++;
 	return true;
 }
 
@@ -1348,7 +1402,7 @@ static void trace_access(struct executor *ex, uint32_t index, const struct acces
 		.op_index = index, .check = check, .ref = ref, .model = model, .cpu = cpu,
 	};
 	checker_expected(check, ref, &t.expected, &t.rule);
-	kvm_mmu_shadow_walk(vcpu0(ex), check->gva, &t.shadow);
+	kvm_mmu_shadow_walk(cur_vcpu(ex), check->gva, &t.shadow);
 	ex->tracer.access(ex->tracer.ctx, &t);
 }
 
@@ -1397,6 +1451,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	if (shadow_mmu(ex))
 		apply_mmio_dirty_rule(ex, &check, &ref, &cpu);
 	ex->stats.accesses++;
+	ex->stats.other_vcpu_accesses += ex->cur != 0;
 	ex->stats.rule_hits[rule]++;
 	if (!checker_compare(&expected, &model, &failed) &&
 	    pse_change_allows_access(ex, engine, &check, &ref, &model)) {
@@ -1405,6 +1460,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		note_access_writes(ex, &check, &ref, &cpu);
+		return 0;
+	} else if (!checker_compare(&expected, &model, &failed) &&
+		   mmio_cache_allows_access(ex, engine, &check, &ref, &cpu)) {
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model)) {
@@ -1447,6 +1505,10 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 
 struct translation_walk {
 	struct executor *ex;
+	/* Each vCPU's translations are judged under its own registers. */
+	struct ref_engine *engines[PROG_MAX_VCPUS];
+	struct ref_cpu_state cpus[PROG_MAX_VCPUS];
+	/* The vCPU of the translation being checked. */
 	struct ref_engine *engine;
 	struct ref_cpu_state cpu;
 	uint32_t index;
@@ -1570,6 +1632,13 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 
 	if (w->ret)
 		return;
+	if (kt->vcpu_id < 0 || kt->vcpu_id >= PROG_MAX_VCPUS || !ex->vcpus[kt->vcpu_id].vcpu) {
+		w->ret = fail(ex, "op %u: a translation of vCPU %d, which the harness never created",
+			      w->index, kt->vcpu_id);
+		return;
+	}
+	w->cpu = w->cpus[kt->vcpu_id];
+	w->engine = w->engines[kt->vcpu_id];
 	ex->stats.translations_checked++;
 	if (gva_is_harness_reserved(w->cpu.mode, kt->gva)) {
 		check_identity_translation(w, &t);
@@ -1602,10 +1671,14 @@ static int check_translations(struct executor *ex, uint32_t index, const struct 
 {
 	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div };
 
-	ref_cpu_from_vcpu(ex, &w.cpu);
-	w.engine = engine_for(ex, w.cpu.mode);
-	if (!w.engine)
-		return -1;
+	for (unsigned v = 0; v < PROG_MAX_VCPUS; v++) {
+		if (!ex->vcpus[v].vcpu)
+			continue;
+		ref_cpu_of(&ex->vcpus[v], &w.cpus[v]);
+		w.engines[v] = engine_for(ex, w.cpus[v].mode);
+		if (!w.engines[v])
+			return -1;
+	}
 	kvm_mmu_for_each_translation(ex->kvm, check_one_translation, &w);
 	return w.ret;
 }
@@ -1647,7 +1720,7 @@ static int after_op(struct executor *ex, uint32_t index, const struct op *op, st
 	if (!shadow_mmu(ex) || ex->shut_down)
 		return 0;
 	start = now_ns();
-	entered = kvm_vcpu_enter_guest(vcpu0(ex));
+	entered = kvm_vcpu_enter_guest(cur_vcpu(ex));
 	ex->stats.model_ns += now_ns() - start;
 	if (!entered && !ex->kvm->error.set) {
 		struct cpu_access_result res = { .outcome = CPU_SHUTDOWN };
@@ -1723,6 +1796,33 @@ static bool compare_all_memory(struct executor *ex, struct memory_compare *cmp)
 
 /* ---- driver ---- */
 
+/* A vCPU in the reset state of the program language: paging off, CR3 = T0, outside SMM. */
+static void start_vcpu(struct executor *ex, unsigned id, struct kvm_vcpu *vcpu)
+{
+	ex->vcpus[id] = (struct exec_vcpu){ .vcpu = vcpu };
+	vcpu->arch.cr3 = table_pool_gpa(0);
+	kvm_init_mmu(vcpu);
+}
+
+/* vcpu N: later ops run on vCPU N. A VMM creates a vCPU when it first needs it
+ * (KVM_CREATE_VCPU), so nr_vcpus counts the vCPUs the program used; the vCPU that stops
+ * running keeps its TLB and roots, and its pending requests wait for its next entry. */
+static int op_vcpu(struct executor *ex, uint32_t index, const struct op *op)
+{
+	unsigned id = op->vcpu.id % PROG_MAX_VCPUS;
+
+	if (!ex->vcpus[id].vcpu) {
+		struct kvm_vcpu *vcpu = kvm_create_vcpu(ex->kvm, (int)id);
+
+		if (!vcpu)
+			return fail(ex, "op %u: KVM_CREATE_VCPU %u failed", index, id);
+		start_vcpu(ex, id, vcpu);
+	}
+	ex->cur = id;
+	return 0;
+}
+
+
 static int run_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	switch (op->kind) {
@@ -1732,7 +1832,7 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 		op_control(ex, op);
 		return 0;
 	case OP_PKRU:
-		vcpu0(ex)->arch.pkru = op->pkru.value;
+		cur_vcpu(ex)->arch.pkru = op->pkru.value;
 		return 0;
 	case OP_CR3:
 		return op_cr3(ex, index, op, div);
@@ -1760,6 +1860,8 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 	case OP_MMU_PAGES:
 		op_mmu_pages(ex, op);
 		return 0;
+	case OP_VCPU:
+		return op_vcpu(ex, index, op);
 	default:
 		return fail(ex, "op %u: unknown kind %u", index, op->kind);
 	}
@@ -1767,25 +1869,20 @@ static int run_op(struct executor *ex, uint32_t index, const struct op *op, stru
 
 static int reset_for_program(struct executor *ex)
 {
-	struct kvm_vcpu *vcpu;
-
 	host_memory_reset(ex->host);
 	ref_memory_reset(ex->ref_mem);
 	forget_slots(ex);
 	if (kvm_reset(ex->kvm, &ex->config))
 		return fail(ex, "cannot reset the model");
-	vcpu = vcpu0(ex);
-	ex->cr3_table = 0;
+	memset(ex->vcpus, 0, sizeof(ex->vcpus));
+	ex->cur = 0;
 	ex->next_pool_table = 1;
 	ex->shut_down = false;
-	ex->smm_mmio_cache_taint = false;
 	ex->epoch++;
-	memset(ex->ref_pdptrs, 0, sizeof(ex->ref_pdptrs));
 	translation_checker_reset(ex->translations);
 	aliased_writes_reset(ex->aliased_writes);
 	ex->aliased_writes_oom = false;
-	vcpu->arch.cr3 = table_pool_gpa(0);
-	kvm_init_mmu(vcpu);
+	start_vcpu(ex, 0, &ex->kvm->vcpus[0]);
 	if (shadow_mmu(ex) && physmap_install(ex->kvm, ex->host, ex->ref_mem))
 		return fail(ex, "cannot install the harness's physmap");
 	return 0;
@@ -1823,7 +1920,8 @@ int executor_begin(struct executor *ex)
 
 int executor_step(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	enum paging_mode mode = kvm_vcpu_paging_mode(vcpu0(ex));
+	enum paging_mode mode = kvm_vcpu_paging_mode(cur_vcpu(ex));
+	unsigned vcpu = ex->cur;
 	int ret;
 
 	if (ex->shut_down)
@@ -1837,8 +1935,10 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 		ret = fail(ex, "op %u: out of memory recording aliased table writes", index);
 	if (!ret)
 		ret = after_op(ex, index, op, div);
-	if (ret > 0)
+	if (ret > 0) {
 		div->mode = mode;
+		div->vcpu = vcpu;
+	}
 	return ret;
 }
 
@@ -1871,6 +1971,7 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 		host_for_each_page(ex->host, digest_page, &ex->log->memory_digest);
 	}
 	add_vm_stats(&ex->stats.vm, &ex->kvm->stat);
+	ex->stats.multi_vcpu_programs += ex->kvm->nr_vcpus > 1;
 	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
@@ -1938,7 +2039,8 @@ void divergence_print(const struct divergence *div, FILE *out)
 	char op_text[160], model[96], expected[96];
 
 	op_format_in_mode(&div->op, div->mode, op_text, sizeof(op_text));
-	fprintf(out, "DIVERGENCE (%s) at op %u: %s\n", check_name(div->check), div->op_index, op_text);
+	fprintf(out, "DIVERGENCE (%s) at op %u: %s", check_name(div->check), div->op_index, op_text);
+	fprintf(out, div->vcpu ? " (on vCPU %u)\n" : "\n", div->vcpu);
 	if (div->gva)
 		fprintf(out, "  gva:      %#llx\n", (unsigned long long)div->gva);
 	if (check_compares_answers(div->check) && div->op.kind == OP_ACCESS) {

@@ -44,6 +44,8 @@ struct executor_stats {
 	uint64_t physmap_fallbacks; /* table writes while the root could not reach the physmap */
 	uint64_t dirty_logs_checked; /* KVM_GET_DIRTY_LOG bitmaps compared with the written pages */
 	uint64_t dirty_pages_written; /* pages those bitmaps had to hold */
+	uint64_t multi_vcpu_programs; /* programs that ran on two vCPUs or more */
+	uint64_t other_vcpu_accesses; /* accesses made on a vCPU other than 0 */
 	/* Time split (ns): the model's CPU and ioctls, the reference engines; the rest of a
 	 * run is the checker and the harness. */
 	uint64_t model_ns;
@@ -56,6 +58,7 @@ struct divergence {
 	uint32_t op_index;
 	struct op op;
 	enum paging_mode mode; /* paging mode the op ran in (for printing it) */
+	unsigned vcpu;         /* the vCPU it ran on */
 	enum check_id check;
 	enum kvm_rule rule; /* rule that shaped the expected answer, if any */
 	gva_t gva;
@@ -163,7 +166,8 @@ struct executor_tracer {
 /* Attach a tracer (copied), or detach with NULL. Tracing changes no result. */
 void executor_set_tracer(struct executor *ex, const struct executor_tracer *tracer);
 
-/* The paging mode the vCPU is in now (before the next op runs). */
+/* The vCPU the next op runs on, and the paging mode it is in now. */
+unsigned executor_vcpu(const struct executor *ex);
 enum paging_mode executor_paging_mode(struct executor *ex);
 
 const struct executor_stats *executor_stats(struct executor *ex);

@@ -10,8 +10,8 @@
  * mode from its first instruction (on a harness root), so everything a program does
  * before its first `mode 4level` must be something that root can do for it: memslot
  * updates, control bits and table writes (which stay guest writes: the physmap is on the
- * boot root too). Other paging modes, leaving paging, SMM and address space 1 are
- * refused. */
+ * boot root too). Other paging modes, leaving paging, SMM, address space 1 and vCPUs
+ * other than 0 are refused. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +91,9 @@ static int check_scope(const struct program *prog, char *err, size_t errlen)
 			return refuse(prog, i, mode_refusal(op->mode.mode), err, errlen);
 		if (op->kind == OP_SMM)
 			return refuse(prog, i, "SMM is not supported", err, errlen);
+		/* The runtime drives one vCPU (its guest code and checks are per vCPU). */
+		if (op->kind == OP_VCPU && op->vcpu.id != 0)
+			return refuse(prog, i, "several vCPUs are not supported yet", err, errlen);
 		/* KVM_GET_DIRTY_LOG re-protects pages, so leaving it out would change what the
 		 * kernel does next; the selftest does not issue it yet. */
 		if (op->kind == OP_DIRTY_LOG)

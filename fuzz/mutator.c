@@ -70,14 +70,23 @@ static size_t encode_canonical(const struct program *prog, uint8_t *out, size_t 
 
 /* ---- where ops sit ---- */
 
+/* The vCPU op index runs on, and every vCPU's mode and CR3 table before it. */
+static struct prog_state state_before(const struct program *prog, uint32_t index)
+{
+	struct prog_state state;
+
+	prog_state_init(&state);
+	for (uint32_t i = 0; i < index; i++)
+		prog_state_after(&state, &prog->ops[i]);
+	return state;
+}
+
+/* The paging mode of the vCPU op index runs on. */
 static enum paging_mode mode_before(const struct program *prog, uint32_t index)
 {
-	enum paging_mode mode = PAGING_NONE;
+	struct prog_state state = state_before(prog, index);
 
-	for (uint32_t i = 0; i < index; i++)
-		if (prog->ops[i].kind == OP_MODE)
-			mode = prog->ops[i].mode.mode;
-	return mode;
+	return prog_state_mode(&state);
 }
 
 typedef bool (*op_filter)(const struct op *op);
@@ -540,9 +549,12 @@ static bool mutate_control(struct rng *r, struct program *prog)
  * walks through. Entries are 8 bytes here: only 4- and 5-level walks are aliased. */
 struct table_sim {
 	uint64_t entry[TABLE_POOL_PAGES][512];
-	unsigned cr3, next_table;
-	enum paging_mode mode;
+	unsigned next_table;
+	struct prog_state state; /* the vCPU running, and each vCPU's mode and CR3 table */
 };
+
+static enum paging_mode sim_mode(const struct table_sim *t) { return prog_state_mode(&t->state); }
+static unsigned sim_cr3(const struct table_sim *t) { return prog_state_cr3(&t->state); }
 
 struct walk_step {
 	unsigned table, index;
@@ -569,7 +581,7 @@ static unsigned sim_root_level(enum paging_mode mode) { return mode == PAGING_5L
 
 static unsigned sim_alloc(struct table_sim *t)
 {
-	unsigned table = prog_next_pool_table(&t->next_table, t->cr3);
+	unsigned table = prog_next_pool_table(&t->next_table, prog_state_roots(&t->state));
 
 	memset(t->entry[table], 0, sizeof(t->entry[table]));
 	return table;
@@ -577,8 +589,8 @@ static unsigned sim_alloc(struct table_sim *t)
 
 static void sim_map(struct table_sim *t, const struct op *op)
 {
-	enum paging_mode mode = prog_map_mode(t->mode);
-	unsigned table = t->cr3;
+	enum paging_mode mode = prog_map_mode(sim_mode(t));
+	unsigned table = sim_cr3(t);
 
 	if (mode != PAGING_4LEVEL && mode != PAGING_5LEVEL)
 		return;
@@ -599,14 +611,8 @@ static void sim_map(struct table_sim *t, const struct op *op)
 static void sim_op(struct table_sim *t, const struct op *op)
 {
 	switch (op->kind) {
-	case OP_MODE:
-		t->mode = op->mode.mode;
-		break;
-	case OP_CR3:
-		t->cr3 = op->cr3.table;
-		break;
 	case OP_PTE:
-		if (!prog_entries_are_4_bytes(t->mode) && op->pte.index < 512)
+		if (!prog_entries_are_4_bytes(sim_mode(t)) && op->pte.index < 512)
 			t->entry[op->pte.table][op->pte.index] = op->pte.value;
 		break;
 	case OP_MAP:
@@ -615,14 +621,15 @@ static void sim_op(struct table_sim *t, const struct op *op)
 	default:
 		break;
 	}
+	prog_state_after(&t->state, op);
 }
 
 /* The tables gva's walk reads, from the root down, while they link pool tables. */
 static unsigned sim_walk(const struct table_sim *t, uint64_t gva, struct walk_step *steps)
 {
-	unsigned table = t->cr3, n = 0;
+	unsigned table = sim_cr3(t), n = 0;
 
-	for (unsigned level = sim_root_level(t->mode); level >= 1; level--) {
+	for (unsigned level = sim_root_level(sim_mode(t)); level >= 1; level--) {
 		unsigned index = sim_index(gva, level), next;
 
 		steps[n++] = (struct walk_step){ table, index, t->entry[table][index] };
@@ -634,6 +641,18 @@ static unsigned sim_walk(const struct table_sim *t, uint64_t gva, struct walk_st
 }
 
 static bool is_access_op(const struct op *op) { return op->kind == OP_ACCESS; }
+
+/* The tables as the ops before index a leave them; false unless the running vCPU is then
+ * in 4- or 5-level paging (the only walks simulated). */
+static bool sim_tables_before(struct table_sim *sim, const struct program *prog, int a)
+{
+	memset(sim, 0, sizeof(*sim));
+	sim->next_table = 1;
+	prog_state_init(&sim->state);
+	for (int i = 0; i < a; i++)
+		sim_op(sim, &prog->ops[i]);
+	return sim_mode(sim) == PAGING_4LEVEL || sim_mode(sim) == PAGING_5LEVEL;
+}
 
 /* gva with its index at level replaced. */
 static uint64_t gva_with_index(uint64_t gva, unsigned level, unsigned index)
@@ -700,13 +719,7 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 	unsigned n_steps, pick, n = 0, j, level, first_access;
 	uint64_t gva, below, flip;
 
-	if (a < 0 || prog->n_ops + 5 > PROG_MAX_OPS)
-		return false;
-	memset(&sim, 0, sizeof(sim));
-	sim.next_table = 1;
-	for (int i = 0; i < a; i++)
-		sim_op(&sim, &prog->ops[i]);
-	if (sim.mode != PAGING_4LEVEL && sim.mode != PAGING_5LEVEL)
+	if (a < 0 || prog->n_ops + 5 > PROG_MAX_OPS || !sim_tables_before(&sim, prog, a))
 		return false;
 	gva = prog->ops[a].access.gva;
 	n_steps = sim_walk(&sim, gva, steps);
@@ -719,7 +732,7 @@ static bool mutate_alias(struct rng *r, struct program *prog)
 		pick = n_steps - 3;
 	upper = &steps[pick];
 	lower = &steps[pick + 1];
-	level = sim_root_level(sim.mode) - pick;
+	level = sim_root_level(sim_mode(&sim)) - pick;
 	j = (upper->index + 1 + rng_below(r, 511)) % 512;
 	flip = PICK(r, flipped);
 	ops[n++] = (struct op){ .kind = OP_PTE,
@@ -773,17 +786,11 @@ static bool mutate_unsync(struct rng *r, struct program *prog)
 	unsigned n_steps, n = 0;
 	uint64_t gva;
 
-	if (a < 0 || prog->n_ops + 4 > PROG_MAX_OPS)
-		return false;
-	memset(&sim, 0, sizeof(sim));
-	sim.next_table = 1;
-	for (int i = 0; i < a; i++)
-		sim_op(&sim, &prog->ops[i]);
-	if (sim.mode != PAGING_4LEVEL && sim.mode != PAGING_5LEVEL)
+	if (a < 0 || prog->n_ops + 4 > PROG_MAX_OPS || !sim_tables_before(&sim, prog, a))
 		return false;
 	gva = prog->ops[a].access.gva;
 	n_steps = sim_walk(&sim, gva, steps);
-	if (n_steps != sim_root_level(sim.mode))
+	if (n_steps != sim_root_level(sim_mode(&sim)))
 		return false; /* no 4K leaf: the walk ends in a large page or a hole */
 	leaf = &steps[n_steps - 1];
 	ops[n++] = (struct op){ .kind = OP_PTE,
@@ -792,9 +799,113 @@ static bool mutate_unsync(struct rng *r, struct program *prog)
 	if (rng_one_in(r, 2))
 		ops[n++] = (struct op){ .kind = OP_INVLPG, .invlpg = { gva } };
 	else
-		ops[n++] = (struct op){ .kind = OP_CR3, .cr3 = { (uint8_t)sim.cr3 } };
+		ops[n++] = (struct op){ .kind = OP_CR3, .cr3 = { (uint8_t)sim_cr3(&sim) } };
 	add_access_variant(r, ops, &n, gva, &prog->ops[a]);
 	return insert_ops(prog, (uint32_t)a + 1, ops, n) == n;
+}
+
+/* ---- several vCPUs ---- */
+
+/* The registers an access's answer depends on, as vCPU `vcpu` has them before op index:
+ * control bits, PKRU and SMM (mode and CR3 come from prog_state). */
+struct vcpu_regs {
+	uint8_t control;
+	uint32_t pkru;
+	uint8_t smm;
+};
+
+static struct vcpu_regs regs_before(const struct program *prog, uint32_t index, unsigned vcpu)
+{
+	struct vcpu_regs regs = { 0 };
+	struct prog_state state;
+
+	prog_state_init(&state);
+	for (uint32_t i = 0; i < index; i++) {
+		const struct op *op = &prog->ops[i];
+
+		if (state.vcpu == vcpu && op->kind == OP_CONTROL)
+			regs.control = (uint8_t)((regs.control & ~op->control.mask) | op->control.value);
+		else if (state.vcpu == vcpu && op->kind == OP_PKRU)
+			regs.pkru = op->pkru.value;
+		else if (state.vcpu == vcpu && op->kind == OP_SMM)
+			regs.smm = op->smm.enter;
+		prog_state_after(&state, op);
+	}
+	return regs;
+}
+
+/* Ops that put the running vCPU into another's paging setup (mode last set, CR3 table,
+ * control bits, PKRU, SMM), so both walk the same tables under the same roles. */
+static unsigned copy_setup(const struct prog_vcpu_state *v, const struct vcpu_regs *regs, struct op *ops)
+{
+	unsigned n = 0;
+
+	ops[n++] = (struct op){ .kind = OP_CONTROL, .control = { CTRL_ALL, regs->control } };
+	ops[n++] = (struct op){ .kind = OP_MODE, .mode = { v->mode } };
+	ops[n++] = (struct op){ .kind = OP_CR3, .cr3 = { v->cr3 } };
+	if (regs->pkru)
+		ops[n++] = (struct op){ .kind = OP_PKRU, .pkru = { regs->pkru } };
+	if (regs->smm)
+		ops[n++] = (struct op){ .kind = OP_SMM, .smm = { 1 } };
+	return n;
+}
+
+static bool is_vcpu_op(const struct op *op) { return op->kind == OP_VCPU; }
+
+static bool retarget_vcpu(struct rng *r, struct program *prog)
+{
+	int i = pick_op(r, prog, is_vcpu_op);
+
+	if (i < 0)
+		return false;
+	prog->ops[i].vcpu.id = (uint8_t)((prog->ops[i].vcpu.id + 1 + rng_below(r, PROG_MAX_VCPUS - 1)) %
+					 PROG_MAX_VCPUS);
+	return true;
+}
+
+/* Another vCPU joins an access: it takes the access's vCPU's paging setup and makes the
+ * same access first, so its TLB and roots hold the translation while the first vCPU goes
+ * on; half the time it makes the access again later, after whatever the program changed
+ * in between. That is where remote flushes (zaps, memslot changes, emulated gpte writes
+ * that take rights away) must reach it. */
+static bool vcpu_join(struct rng *r, struct program *prog)
+{
+	struct op ops[8], again[3];
+	int a = pick_op(r, prog, is_access_op);
+	struct prog_state state;
+	struct vcpu_regs regs;
+	unsigned n = 0, other;
+	uint32_t later, inserted;
+
+	if (a < 0)
+		return false;
+	state = state_before(prog, (uint32_t)a);
+	regs = regs_before(prog, (uint32_t)a, state.vcpu);
+	other = (state.vcpu + 1 + rng_below(r, PROG_MAX_VCPUS - 1)) % PROG_MAX_VCPUS;
+	ops[n++] = (struct op){ .kind = OP_VCPU, .vcpu = { (uint8_t)other } };
+	n += copy_setup(&state.vcpus[state.vcpu], &regs, ops + n);
+	ops[n++] = prog->ops[a];
+	ops[n++] = (struct op){ .kind = OP_VCPU, .vcpu = { (uint8_t)state.vcpu } };
+	if (prog->n_ops + n > PROG_MAX_OPS)
+		return false;
+	inserted = insert_ops(prog, (uint32_t)a, ops, n);
+	if (rng_one_in(r, 2) || prog->n_ops + 3 > PROG_MAX_OPS)
+		return true;
+	again[0] = ops[0];
+	again[1] = prog->ops[a + inserted];
+	again[2] = ops[n - 1];
+	later = (uint32_t)a + inserted + 1 + rng_below(r, prog->n_ops - ((uint32_t)a + inserted));
+	/* Only where the access's vCPU runs, so the vcpu ops around it restore the right one. */
+	if (state_before(prog, later).vcpu == state.vcpu)
+		insert_ops(prog, later, again, 3);
+	return true;
+}
+
+static bool mutate_vcpu(struct rng *r, struct program *prog)
+{
+	if (rng_one_in(r, 3) && retarget_vcpu(r, prog))
+		return true;
+	return vcpu_join(r, prog);
 }
 
 static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = {
@@ -810,6 +921,7 @@ static bool (*const mutations[PM_COUNT])(struct rng *r, struct program *prog) = 
 	[PM_CONTROL] = mutate_control,
 	[PM_ALIAS] = mutate_alias,
 	[PM_UNSYNC] = mutate_unsync,
+	[PM_VCPU] = mutate_vcpu,
 };
 
 static const char *const mutation_names[PM_COUNT] = {
@@ -825,6 +937,7 @@ static const char *const mutation_names[PM_COUNT] = {
 	[PM_CONTROL] = "control",
 	[PM_ALIAS] = "alias",
 	[PM_UNSYNC] = "unsync",
+	[PM_VCPU] = "vcpu",
 	[PM_BYTES] = "bytes",
 };
 
@@ -838,7 +951,7 @@ const char *program_mutation_name(enum program_mutation kind)
 static const uint8_t mutation_weights[PM_COUNT] = {
 	[PM_INSERT] = 3, [PM_DELETE] = 2, [PM_DUPLICATE] = 2, [PM_SWAP] = 2,
 	[PM_ENTRY_FLAGS] = 5, [PM_GVA] = 4, [PM_MEMSLOT] = 3, [PM_GEN_JUMP] = 2,
-	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 5, [PM_UNSYNC] = 3,
+	[PM_ACCESS] = 3, [PM_CONTROL] = 3, [PM_ALIAS] = 5, [PM_UNSYNC] = 3, [PM_VCPU] = 3,
 };
 
 static enum program_mutation pick_mutation(struct rng *r)

@@ -25,6 +25,8 @@ enum program_mutation {
 			 * access through it: two guest paths to one table (B13's shape) */
 	PM_UNSYNC,      /* an accessed gva's leaf entry rewritten in place, the gva used again,
 			 * invalidated (INVLPG or MOV CR3) and used again: unsync pages */
+	PM_VCPU,        /* another vCPU takes an access's paging setup and makes the access
+			 * before it (and again later), or a vcpu op picks another vCPU */
 	PM_BYTES,       /* a byte-level change of the encoding: the fallback */
 	PM_COUNT
 };

@@ -27,6 +27,8 @@
  * moves 2 per install in K51+, 20 bits moving 4 in K420) wraps every 2^18 installs, so
  * longer jumps reach nothing new. */
 #define PROG_MAX_GEN_JUMP (1u << 20)
+/* vCPUs a program may run ops on (the model's KVM_MAX_VCPUS). */
+#define PROG_MAX_VCPUS 4
 
 enum op_kind {
 	OP_MODE,          /* mode none|32|pae|4level|5level */
@@ -45,6 +47,7 @@ enum op_kind {
 	OP_SMM,           /* smm enter|leave: the vCPU's memslots become address space 1|0 */
 	OP_DIRTY_LOG,     /* dirty_log as=0 slot=1: KVM_GET_DIRTY_LOG (uses memslot.as_id, id) */
 	OP_MMU_PAGES,     /* mmu_pages 64: KVM_SET_NR_MMU_PAGES */
+	OP_VCPU,          /* vcpu 1: later ops run on vCPU 1 (KVM_CREATE_VCPU on its first use) */
 	OP_KIND_COUNT
 };
 
@@ -120,6 +123,9 @@ struct op {
 		struct {
 			uint32_t count; /* any value: below 64 is KVM's -EINVAL path */
 		} mmu_pages;
+		struct {
+			uint8_t id; /* < PROG_MAX_VCPUS */
+		} vcpu;
 	};
 };
 
@@ -129,19 +135,66 @@ struct program {
 };
 
 /* Rules every op of a program follows besides the ranges noted in struct op. They depend
- * on the paging mode and CR3 table in force before the op (a program starts in PAGING_NONE
- * with CR3 = T0, outside SMM); program_decode produces only such ops and program_parse
- * accepts only them. Gvas of maps, accesses and invlpgs satisfy gva_fits_mode and not
- * gva_is_harness_reserved (oracle/harness_layout.h); in 4/5-level mode an access or invlpg
- * gva may be non-canonical (an access #GPs, INVLPG does nothing). A pte write never
- * targets index HARNESS_ROOT_INDEX of the CR3 table, and its value fits the entry. A map's
- * gva and gpa are aligned to its page size, its gpa lies in [HARNESS_GPA_LIMIT,
- * PROG_GPA_LIMIT) (below 4 GiB for a 4K page of 4-byte entries). A memslot's gpa (set,
- * move) lies in [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT), and a set has gpa + size <=
- * PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE and hva + size < PROG_HVA_LIMIT; fields an
- * op kind does not use are zero. SMM changes neither the mode nor the CR3 table the rules
- * follow, and an smm op is valid anywhere: entering SMM while in it, or leaving it while
- * outside, changes nothing. */
+ * on the vCPU the op runs on (the last vcpu op's, vCPU 0 before any) and on that vCPU's
+ * paging mode and CR3 table before the op (each vCPU starts in PAGING_NONE with CR3 = T0,
+ * outside SMM; struct prog_state follows them); program_decode produces only such ops and
+ * program_parse accepts only them. Gvas of maps, accesses and invlpgs satisfy
+ * gva_fits_mode and not gva_is_harness_reserved (oracle/harness_layout.h); in 4/5-level
+ * mode an access or invlpg gva may be non-canonical (an access #GPs, INVLPG does
+ * nothing). A pte write never targets index HARNESS_ROOT_INDEX of the CR3 table, and its
+ * value fits the entry. A map's gva and gpa are aligned to its page size, its gpa lies in
+ * [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT) (below 4 GiB for a 4K page of 4-byte entries). A
+ * memslot's gpa (set, move) lies in [HARNESS_GPA_LIMIT, PROG_GPA_LIMIT), and a set has
+ * gpa + size <= PROG_GPA_LIMIT, size <= PROG_MAX_SLOT_SIZE and hva + size <
+ * PROG_HVA_LIMIT; fields an op kind does not use are zero. SMM changes neither the mode
+ * nor the CR3 table the rules follow, and an smm op is valid anywhere: entering SMM while
+ * in it, or leaving it while outside, changes nothing. */
+struct prog_vcpu_state {
+	uint8_t mode; /* enum paging_mode */
+	uint8_t cr3;  /* pool table */
+};
+
+struct prog_state {
+	unsigned vcpu;   /* the vCPU the next op runs on */
+	uint8_t created; /* bit n: vCPU n exists (vCPU 0 always; others from their first use) */
+	struct prog_vcpu_state vcpus[PROG_MAX_VCPUS];
+};
+
+/* Before a program's first op: vCPU 0, every vCPU in PAGING_NONE with CR3 = T0. */
+static inline void prog_state_init(struct prog_state *s)
+{
+	*s = (struct prog_state){ .vcpu = 0, .created = 1 };
+}
+
+static inline void prog_state_after(struct prog_state *s, const struct op *op)
+{
+	if (op->kind == OP_VCPU) {
+		s->vcpu = op->vcpu.id % PROG_MAX_VCPUS;
+		s->created |= (uint8_t)(1u << s->vcpu);
+	} else if (op->kind == OP_MODE)
+		s->vcpus[s->vcpu].mode = op->mode.mode;
+	else if (op->kind == OP_CR3)
+		s->vcpus[s->vcpu].cr3 = op->cr3.table;
+}
+
+static inline enum paging_mode prog_state_mode(const struct prog_state *s)
+{
+	return (enum paging_mode)s->vcpus[s->vcpu].mode;
+}
+
+static inline unsigned prog_state_cr3(const struct prog_state *s) { return s->vcpus[s->vcpu].cr3; }
+
+/* The CR3 tables of the vCPUs created so far, bit n for Tn (prog_next_pool_table). */
+static inline uint64_t prog_state_roots(const struct prog_state *s)
+{
+	uint64_t roots = 0;
+
+	for (unsigned v = 0; v < PROG_MAX_VCPUS; v++)
+		if ((s->created >> v) & 1)
+			roots |= 1ull << s->vcpus[v].cr3;
+	return roots;
+}
+
 /* The mode whose table format and gva rules a map op follows: the current one, or 4-level
  * while paging is off (a guest builds its tables before it enables paging). */
 static inline enum paging_mode prog_map_mode(enum paging_mode mode)
@@ -157,16 +210,17 @@ static inline unsigned prog_pte_index_limit(enum paging_mode mode)
 }
 
 /* The pool table a map op takes for a missing level: round robin over T1..T63 from
- * *next, never the root in force. The executor allocates with it, and the mutator
- * replays it to know which tables a program's walks reach. */
-static inline unsigned prog_next_pool_table(unsigned *next, unsigned cr3_table)
+ * *next, never a root in force (roots: bit n set for Tn, the CR3 tables of the vCPUs
+ * created so far). The executor allocates with it, and the mutator replays it to know
+ * which tables a program's walks reach. */
+static inline unsigned prog_next_pool_table(unsigned *next, uint64_t roots)
 {
 	unsigned table;
 
 	do {
 		table = *next;
 		*next = table + 1 < TABLE_POOL_PAGES ? table + 1 : 1;
-	} while (table == cr3_table);
+	} while ((roots >> table) & 1);
 	return table;
 }
 

@@ -23,20 +23,15 @@
 #define SZ_64M 0x4000000ull
 #define SZ_1G 0x40000000ull
 
-/* What the decoder needs to know about the ops before the current one. */
+/* What a record's fields depend on: the mode and CR3 table of the vCPU the op runs on. */
 struct decode_ctx {
 	enum paging_mode mode;
 	unsigned cr3;
 };
 
-static const struct decode_ctx program_start = { PAGING_NONE, 0 };
-
-static void ctx_after(struct decode_ctx *ctx, const struct op *op)
+static struct decode_ctx ctx_of(const struct prog_state *state)
 {
-	if (op->kind == OP_MODE)
-		ctx->mode = op->mode.mode;
-	else if (op->kind == OP_CR3)
-		ctx->cr3 = op->cr3.table;
+	return (struct decode_ctx){ prog_state_mode(state), prog_state_cr3(state) };
 }
 
 /* ---- little-endian record fields ---- */
@@ -940,6 +935,18 @@ static bool mmu_pages_raw_encode(const struct op *op, const struct decode_ctx *c
 	return true;
 }
 
+/* VCPU [id % PROG_MAX_VCPUS] */
+static void vcpu_decode(const uint8_t *r, const struct decode_ctx *ctx, struct op *op)
+{
+	op->vcpu.id = r[0] % PROG_MAX_VCPUS;
+}
+
+static bool vcpu_encode(const struct op *op, const struct decode_ctx *ctx, uint8_t *r)
+{
+	r[0] = op->vcpu.id;
+	return true;
+}
+
 /* ---- the opcode table ---- */
 
 struct record_format {
@@ -970,7 +977,9 @@ static const struct record_format formats[] = {
 	{ OP_PTE, 8, 11, pte_raw_decode, pte_raw_encode },                        /* 125-132 */
 	{ OP_MAP, 44, 8, map_decode, map_encode },                                /* 133-176 */
 	{ OP_MAP, 6, 25, map_raw_decode, map_raw_encode },                        /* 177-182 */
-	{ OP_ACCESS, 49, 5, access_decode, access_encode },                       /* 183-231 */
+	{ OP_ACCESS, 45, 5, access_decode, access_encode },                       /* 183-227 */
+	/* The last four access opcodes until vCPUs came; the encoder never wrote them. */
+	{ OP_VCPU, 4, 1, vcpu_decode, vcpu_encode },                              /* 228-231 */
 	{ OP_MMU_PAGES, 1, 1, mmu_pages_decode, mmu_pages_encode },               /* 232 */
 	{ OP_MMU_PAGES, 1, 4, mmu_pages_raw_decode, mmu_pages_raw_encode },       /* 233 */
 	{ OP_ACCESS, 4, 9, access_raw_decode, access_raw_encode },                /* 234-237 */
@@ -1028,15 +1037,17 @@ size_t program_partial_tail(const uint8_t *data, size_t len)
 
 void program_decode(const uint8_t *data, size_t len, struct program *out)
 {
-	struct decode_ctx ctx = program_start;
+	struct prog_state state;
 	size_t pos = 0;
 
+	prog_state_init(&state);
 	out->n_ops = 0;
 	while (pos < len && out->n_ops < PROG_MAX_OPS) {
 		struct op *op = &out->ops[out->n_ops++];
+		struct decode_ctx ctx = ctx_of(&state);
 
 		pos += decode_op(data + pos, len - pos, &ctx, op);
-		ctx_after(&ctx, op);
+		prog_state_after(&state, op);
 	}
 }
 
@@ -1074,6 +1085,8 @@ bool op_equal(const struct op *a, const struct op *b)
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id;
 	case OP_MMU_PAGES:
 		return a->mmu_pages.count == b->mmu_pages.count;
+	case OP_VCPU:
+		return a->vcpu.id == b->vcpu.id;
 	default:
 		return a->memslot.as_id == b->memslot.as_id && a->memslot.id == b->memslot.id &&
 		       a->memslot.flags == b->memslot.flags && a->memslot.gpa == b->memslot.gpa &&
@@ -1111,13 +1124,15 @@ static size_t encode_op(const struct op *op, const struct decode_ctx *ctx, uint8
  * ops of unknown kind are left out. */
 size_t program_encode(const struct program *prog, uint8_t *buf, size_t cap)
 {
-	struct decode_ctx ctx = program_start;
+	struct prog_state state;
 	size_t pos = 0;
 	uint32_t n_ops = prog->n_ops < PROG_MAX_OPS ? prog->n_ops : PROG_MAX_OPS;
 
+	prog_state_init(&state);
 	for (uint32_t i = 0; i < n_ops; i++) {
 		uint8_t rec[1 + MAX_RECORD];
 		struct op decoded;
+		struct decode_ctx ctx = ctx_of(&state);
 		size_t n = encode_op(&prog->ops[i], &ctx, rec, &decoded);
 
 		if (n == 0)
@@ -1126,7 +1141,7 @@ size_t program_encode(const struct program *prog, uint8_t *buf, size_t cap)
 			break;
 		memcpy(buf + pos, rec, n);
 		pos += n;
-		ctx_after(&ctx, &decoded);
+		prog_state_after(&state, &decoded);
 	}
 	return pos;
 }

@@ -1,5 +1,5 @@
 /* Text form of programs: one op a line, '#' starts a comment. The parser follows the
- * paging mode and CR3 line by line and holds every op to the rules of program.h, so a
+ * vCPU and its paging mode and CR3 line by line and holds every op to the rules of program.h, so a
  * text program is exactly as valid as a decoded one; program_print writes the canonical
  * spelling, which parses back to the same program. */
 #include <stdarg.h>
@@ -20,7 +20,7 @@ static const char *const mode_names[PAGING_MODE_COUNT] = {
 static const char *const kind_names[OP_KIND_COUNT] = {
 	"mode", "control", "pkru", "cr3", "memslot_set", "memslot_delete", "memslot_move",
 	"memslot_flags", "pte", "map", "access", "invlpg", "gen_jump", "smm", "dirty_log",
-	"mmu_pages",
+	"mmu_pages", "vcpu",
 };
 
 /* OP_CONTROL keywords in bit order. */
@@ -219,6 +219,9 @@ static void emit_op(struct text_out *o, const struct op *op, enum paging_mode mo
 		emit(o, "dirty_log ");
 		emit_slot_id(o, op);
 		break;
+	case OP_VCPU:
+		emit(o, "vcpu %u", op->vcpu.id);
+		break;
 	default:
 		emit(o, "op%u", op->kind);
 		break;
@@ -242,16 +245,16 @@ int op_format(const struct op *op, char *buf, size_t len)
 
 void program_print(const struct program *prog, FILE *out)
 {
-	enum paging_mode mode = PAGING_NONE;
+	struct prog_state state;
 
+	prog_state_init(&state);
 	for (uint32_t i = 0; i < prog->n_ops && i < PROG_MAX_OPS; i++) {
 		const struct op *op = &prog->ops[i];
 		char line[512];
 
-		op_format_in_mode(op, mode, line, sizeof(line));
+		op_format_in_mode(op, prog_state_mode(&state), line, sizeof(line));
 		fprintf(out, "%s\n", line);
-		if (op->kind == OP_MODE)
-			mode = op->mode.mode;
+		prog_state_after(&state, op);
 	}
 }
 
@@ -265,7 +268,9 @@ struct token {
 struct parser {
 	const char *name;
 	unsigned line;
-	enum paging_mode mode; /* in force before the line being parsed */
+	/* The vCPU of the line being parsed, and its mode and CR3 table before it. */
+	struct prog_state state;
+	enum paging_mode mode;
 	unsigned cr3;
 	char *err;
 	size_t errlen;
@@ -785,6 +790,17 @@ static int parse_mmu_pages(const struct parser *p, const struct token *toks, int
 	return 0;
 }
 
+static int parse_vcpu(const struct parser *p, const struct token *toks, int n, struct op *op)
+{
+	uint64_t v;
+
+	if (expect_count(p, toks, n, 2, "vcpu N") ||
+	    parse_number(p, toks[1], "vcpu", PROG_MAX_VCPUS - 1, &v))
+		return -1;
+	op->vcpu.id = (uint8_t)v;
+	return 0;
+}
+
 static int parse_smm(const struct parser *p, const struct token *toks, int n, struct op *op)
 {
 	int enter;
@@ -896,6 +912,7 @@ static int check_op(const struct parser *p, const struct op *op)
 	case OP_SMM:
 	case OP_DIRTY_LOG:
 	case OP_MMU_PAGES:
+	case OP_VCPU:
 		return 0;
 	default:
 		return check_memslot(p, op);
@@ -926,6 +943,7 @@ static const struct {
 	{ "smm", OP_SMM, parse_smm },
 	{ "dirty_log", OP_DIRTY_LOG, parse_dirty_log },
 	{ "mmu_pages", OP_MMU_PAGES, parse_mmu_pages },
+	{ "vcpu", OP_VCPU, parse_vcpu },
 };
 
 static int parse_op(const struct parser *p, const struct token *toks, int n, struct op *op)
@@ -942,9 +960,10 @@ static int parse_op(const struct parser *p, const struct token *toks, int n, str
 
 int program_parse(const char *text, const char *name, struct program *out, char *err, size_t errlen)
 {
-	struct parser p = { name, 0, PAGING_NONE, 0, err, errlen };
+	struct parser p = { .name = name, .mode = PAGING_NONE, .err = err, .errlen = errlen };
 	const char *s = text;
 
+	prog_state_init(&p.state);
 	out->n_ops = 0;
 	while (*s) {
 		const char *eol = strchr(s, '\n'), *end, *hash;
@@ -968,10 +987,9 @@ int program_parse(const char *text, const char *name, struct program *out, char 
 		if (parse_op(&p, toks, n, op))
 			return -1;
 		out->n_ops++;
-		if (op->kind == OP_MODE)
-			p.mode = op->mode.mode;
-		else if (op->kind == OP_CR3)
-			p.cr3 = op->cr3.table;
+		prog_state_after(&p.state, op);
+		p.mode = prog_state_mode(&p.state);
+		p.cr3 = prog_state_cr3(&p.state);
 	}
 	return 0;
 }

@@ -96,6 +96,8 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       (unsigned long long)st->vm.mmu_unsync_total, (unsigned long long)st->vm.dirty_log_reads);
 	printf("  %llu dirty logs checked, holding %llu written pages\n",
 	       (unsigned long long)st->dirty_logs_checked, (unsigned long long)st->dirty_pages_written);
+	printf("  %llu programs on several vCPUs, %llu accesses on vCPUs other than 0\n",
+	       (unsigned long long)st->multi_vcpu_programs, (unsigned long long)st->other_vcpu_accesses);
 	for (int rule = 1; rule < RULE_COUNT; rule++)
 		printf("  rule %s applied %llu times\n", kvm_rule_name(rule),
 		       (unsigned long long)st->rule_hits[rule]);

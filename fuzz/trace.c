@@ -31,6 +31,7 @@ struct trace {
 	bool showing;         /* the running op is in the range */
 	uint32_t op_index;
 	enum paging_mode mode; /* the mode the running op started in */
+	unsigned vcpu;         /* the vCPU it runs on */
 	json_t *op_json;       /* --json: the running op's object */
 	struct kvm_mmu_trace_event *events; /* the running op's, printed after it */
 	size_t n_events, cap_events, lost_events;
@@ -577,11 +578,14 @@ static void op_begin(struct trace *t, uint32_t index, const struct op *op)
 	t->n_events = 0;
 	t->lost_events = 0;
 	if (!t->json) {
-		fprintf(t->out, "%3u  %s\n", index, text);
+		fprintf(t->out, "%3u  %s", index, text);
+		if (t->vcpu)
+			fprintf(t->out, "  (vCPU %u)", t->vcpu);
+		fputc('\n', t->out);
 		return;
 	}
-	t->op_json = json_pack("{s:s,s:i,s:s,s:s}", "type", "op", "op", (json_int_t)index, "mode",
-			       paging_mode_name(t->mode), "text", text);
+	t->op_json = json_pack("{s:s,s:i,s:i,s:s,s:s}", "type", "op", "op", (json_int_t)index, "vcpu",
+			       (json_int_t)t->vcpu, "mode", paging_mode_name(t->mode), "text", text);
 }
 
 static void op_end(struct trace *t, int ret, const struct divergence *div)
@@ -613,6 +617,7 @@ static int run_traced(struct executor *ex, const struct program *prog, struct tr
 
 		t->op_index = i;
 		t->mode = executor_paging_mode(ex);
+		t->vcpu = executor_vcpu(ex);
 		t->showing = i >= t->first && i <= t->last;
 		if (t->showing)
 			op_begin(t, i, &prog->ops[i]);

@@ -25,6 +25,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_ARCH_STALE_TRANSLATION] = "ARCH_STALE_TRANSLATION",
 	[RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE] = "KVM_SMM_UNSYNC_OTHER_AS_TABLE",
 	[RULE_KVM_READONLY_WRITE_IS_MMIO] = "KVM_READONLY_WRITE_IS_MMIO",
+	[RULE_KVM_MMIO_CACHE_IS_A_TLB] = "KVM_MMIO_CACHE_IS_A_TLB",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }

@@ -245,6 +245,39 @@ static void test_field_kinds_touch_their_fields(void **state)
 	assert_true(mutate_rich(PM_BYTES, 0, ANY_COUNT) > SEEDS / 2);
 }
 
+/* A vCPU joins an access: it runs on another vCPU, in the same paging mode and CR3 table
+ * as the access's own vCPU, and the program goes back to that vCPU afterwards. */
+static void test_vcpu_join(void **state)
+{
+	static struct program before, after;
+	uint8_t buf[BUF_MAX];
+	unsigned joined = 0;
+
+	program_decode(rich, rich_len, &before);
+	for (unsigned seed = 0; seed < SEEDS; seed++) {
+		struct prog_state st;
+		size_t len;
+		bool other = false;
+
+		memcpy(buf, rich, rich_len);
+		len = program_mutate_as(PM_VCPU, buf, rich_len, BUF_MAX, seed);
+		program_decode(buf, len, &after);
+		assert_true(after.n_ops > before.n_ops);
+		prog_state_init(&st);
+		for (uint32_t i = 0; i < after.n_ops; i++) {
+			if (st.vcpu != 0 && after.ops[i].kind == OP_ACCESS) {
+				other = true;
+				assert_int_equal(prog_state_mode(&st), PAGING_4LEVEL);
+			}
+			prog_state_after(&st, &after.ops[i]);
+		}
+		/* Every op of the original program still runs on vCPU 0. */
+		assert_int_equal(st.vcpu, 0);
+		joined += other;
+	}
+	assert_true(joined > SEEDS * 9 / 10);
+}
+
 /* Generation jumps land a few installs short of each wrap the model knows. */
 static void test_gen_jump_near_wraps(void **state)
 {
@@ -355,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_mutate_changes_program),
 		cmocka_unit_test(test_structural_kinds),
 		cmocka_unit_test(test_field_kinds_touch_their_fields),
+		cmocka_unit_test(test_vcpu_join),
 		cmocka_unit_test(test_gen_jump_near_wraps),
 		cmocka_unit_test(test_cross_over_mixes_parents),
 		cmocka_unit_test(test_empty_and_tiny_inputs),

@@ -33,6 +33,7 @@ enum {
 	OPC_MAP = 133,
 	OPC_MAP_RAW = 177,
 	OPC_ACCESS = 183,
+	OPC_VCPU = 228,
 	OPC_MMU_PAGES = 232,
 	OPC_MMU_PAGES_RAW = 233,
 	OPC_ACCESS_RAW = 234,
@@ -146,18 +147,23 @@ static void check_map(const struct op *op, unsigned current_mode)
 	assert_int_equal(op->map.upper_flags & ~upper_bits, 0);
 }
 
+/* Each vCPU has its own mode and CR3 table; ops follow the vCPU the last vcpu op chose. */
 static void check_program(const struct program *prog)
 {
-	unsigned mode = PAGING_NONE, cr3 = 0;
+	unsigned modes[4] = { PAGING_NONE }, cr3s[4] = { 0 }, vcpu = 0, mode = PAGING_NONE, cr3 = 0;
 
 	assert_true(prog->n_ops <= PROG_MAX_OPS);
 	for (uint32_t i = 0; i < prog->n_ops; i++) {
 		const struct op *op = &prog->ops[i];
 
 		switch (op->kind) {
+		case OP_VCPU:
+			assert_true(op->vcpu.id < 4);
+			vcpu = op->vcpu.id;
+			break;
 		case OP_MODE:
 			assert_true(op->mode.mode < PAGING_MODE_COUNT);
-			mode = op->mode.mode;
+			modes[vcpu] = op->mode.mode;
 			break;
 		case OP_CONTROL:
 			assert_int_equal(op->control.mask & ~0x7f, 0);
@@ -167,7 +173,7 @@ static void check_program(const struct program *prog)
 			break;
 		case OP_CR3:
 			assert_true(op->cr3.table < 64);
-			cr3 = op->cr3.table;
+			cr3s[vcpu] = op->cr3.table;
 			break;
 		case OP_MEMSLOT_SET:
 		case OP_MEMSLOT_DELETE:
@@ -209,6 +215,8 @@ static void check_program(const struct program *prog)
 		default:
 			fail_msg("op %u has kind %u", i, op->kind);
 		}
+		mode = modes[vcpu];
+		cr3 = cr3s[vcpu];
 	}
 }
 
@@ -576,6 +584,7 @@ static void test_opcode_weights(void **state)
 	assert_true(count[OP_SMM] >= 2 && count[OP_SMM] <= 4);
 	assert_true(count[OP_DIRTY_LOG] >= 1 && count[OP_DIRTY_LOG] <= 3);
 	assert_int_equal(count[OP_MMU_PAGES], 2);
+	assert_int_equal(count[OP_VCPU], 4);
 	free(p);
 }
 
@@ -1240,6 +1249,61 @@ static void test_parse_tracks_mode_and_cr3(void **state)
 	free(p);
 }
 
+/* Each vCPU has its own mode and CR3 table, and starts in mode none with CR3 = T0. */
+static void test_parse_tracks_vcpus(void **state)
+{
+	struct program *p = new_program();
+
+	parse_ok("vcpu 3\nvcpu 0", p);
+	assert_int_equal(p->n_ops, 2);
+	assert_int_equal(p->ops[0].kind, OP_VCPU);
+	assert_int_equal(p->ops[0].vcpu.id, 3);
+	parse_fails("vcpu 4", "t.txt:1: vcpu 4 out of range (at most 0x3)");
+	parse_fails("vcpu", "t.txt:1: missing fields: expected 'vcpu N'");
+	parse_ok("mode 4level\nvcpu 1\nread 0x500000\nvcpu 0\nread 0x8000000000", p);
+	parse_fails("mode 4level\nvcpu 1\nvcpu 0\nread 0x500000",
+		    "t.txt:4: gva 0x500000 is reserved for the harness in mode 4level");
+	parse_ok("mode 32\nvcpu 1\nmode 4level\nvcpu 0\npte T1[1000] = 0", p);
+	parse_fails("mode 32\nvcpu 1\nmode 4level\npte T1[1000] = 0",
+		    "t.txt:4: pte index 1000 out of range for 8-byte entries");
+	/* The harness's root entry is the running vCPU's: vCPU 1 is still on T0. */
+	parse_ok("cr3 T1\nvcpu 1\npte T1[0] = 0x1", p);
+	parse_fails("cr3 T1\nvcpu 1\npte T0[0] = 0x1", "t.txt:3: T0[0] is the harness's root entry while cr3 is T0");
+	free(p);
+}
+
+/* The same rules in the binary form: a gva field decodes for the running vCPU's mode. */
+static void test_decode_tracks_vcpus(void **state)
+{
+	struct program *p = new_program();
+	const uint8_t bytes[] = {
+		OPC_MODE, 3,           /* vCPU 0: 4-level */
+		OPC_VCPU, 5,           /* vCPU 1 (5 mod 4) */
+		OPC_ACCESS, 0, 0, 0, 0, 0, /* mode none: above the harness's 4 MiB */
+		OPC_VCPU + 3, 4,       /* vCPU 0 again (any vcpu opcode) */
+		OPC_ACCESS, 0, 0, 0, 0, 0, /* 4-level: root index 1 */
+		OPC_CR3, 7,
+		OPC_VCPU, 2,
+		OPC_PTE_RAW, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, /* vCPU 2's root is T0: index 1 */
+		OPC_PTE_RAW, 7, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, /* T7 is vCPU 0's: index 0 stays */
+	};
+
+	program_decode(bytes, sizeof(bytes), p);
+	check_program(p);
+	assert_int_equal(p->n_ops, 9);
+	assert_int_equal(p->ops[1].vcpu.id, 1);
+	assert_int_equal(p->ops[2].access.gva, 0x400000);
+	assert_int_equal(p->ops[3].kind, OP_VCPU);
+	assert_int_equal(p->ops[3].vcpu.id, 0);
+	assert_int_equal(p->ops[4].access.gva, 0x8000000000ull);
+	assert_int_equal(p->ops[6].vcpu.id, 2);
+	assert_int_equal(p->ops[7].pte.table, 0);
+	assert_int_equal(p->ops[7].pte.index, 1);
+	assert_int_equal(p->ops[8].pte.table, 7);
+	assert_int_equal(p->ops[8].pte.index, 0);
+	free(p);
+}
+
 /* ---- files ---- */
 
 struct temp_dir {
@@ -1320,6 +1384,7 @@ int main(void)
 		cmocka_unit_test(test_decode_layout),
 		cmocka_unit_test(test_decode_layout_invlpg_generation_smm),
 		cmocka_unit_test(test_decode_tracks_mode),
+		cmocka_unit_test(test_decode_tracks_vcpus),
 		cmocka_unit_test(test_decode_clamps_raw_fields),
 		cmocka_unit_test(test_opcode_weights),
 		cmocka_unit_test(test_decode_reaches_rare_paths),
@@ -1338,6 +1403,7 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_parse_too_many_ops),
 		cmocka_unit_test(test_parse_tracks_mode_and_cr3),
+		cmocka_unit_test(test_parse_tracks_vcpus),
 		cmocka_unit_test(test_load_file),
 	};
 
