@@ -1233,6 +1233,14 @@ static bool mmu_model_access(struct executor *ex, const struct op *op, struct mo
 	}
 }
 
+/* A rule allowed what the checks would refuse: counted, and shown by a tracer. */
+static void rule_applied(struct executor *ex, enum kvm_rule rule)
+{
+	ex->stats.rule_hits[rule]++;
+	if (ex->tracer.rule)
+		ex->tracer.rule(ex->tracer.ctx, rule);
+}
+
 /* RULE_KVM_PSE_CHANGE_KEEPS_SHADOW for an access of a 32-bit guest on the shadow MMU: the
  * answer is the reference's under the other CR4.PSE value. The model used a stale spte
  * and walked nothing, so neither reference walk keeps its A/D writes. */
@@ -1257,7 +1265,7 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 		return false;
 	ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
-	ex->stats.rule_hits[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW]++;
+	rule_applied(ex, RULE_KVM_PSE_CHANGE_KEEPS_SHADOW);
 	return true;
 }
 
@@ -1275,7 +1283,7 @@ static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *
 	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
 		ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
-	ex->stats.rule_hits[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED]++;
+	rule_applied(ex, RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED);
 	return true;
 }
 
@@ -1296,7 +1304,7 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
 		ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
-	ex->stats.rule_hits[RULE_ARCH_STALE_TRANSLATION]++;
+	rule_applied(ex, RULE_ARCH_STALE_TRANSLATION);
 	log_stale_access(ex, ex->op_index, expected);
 	return true;
 }
@@ -1331,7 +1339,7 @@ static bool mmio_cache_allows_access(struct executor *ex, struct ref_engine *eng
 	if (ref->outcome == REF_OK)
 		ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
-	ex->stats.rule_hits[RULE_KVM_MMIO_CACHE_IS_A_TLB]++;
+	rule_applied(ex, RULE_KVM_MMIO_CACHE_IS_A_TLB);
 	return true;
 }
 

@@ -161,6 +161,9 @@ struct executor_tracer {
 	void (*access)(void *ctx, const struct executor_access_trace *trace); /* may be NULL */
 	/* The model's MMU events (core/mmu_trace.h), including those of executor_begin. */
 	void (*kvm_event)(void *ctx, const struct kvm_mmu_trace_event *ev);      /* may be NULL */
+	/* A checker rule let the model's answer or translation differ from the architecture's
+	 * during the op (after the access's own line). May be NULL. */
+	void (*rule)(void *ctx, enum kvm_rule rule);
 };
 
 /* Attach a tracer (copied), or detach with NULL. Tracing changes no result. */

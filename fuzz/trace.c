@@ -568,6 +568,19 @@ static void on_access(void *ctx, const struct executor_access_trace *a)
 		print_access_text(t, a);
 }
 
+static void on_rule(void *ctx, enum kvm_rule rule)
+{
+	struct trace *t = ctx;
+
+	if (!t->showing)
+		return;
+	if (t->json)
+		json_object_set_new(t->op_json, "allowed_by_rule", json_string(kvm_rule_name(rule)));
+	else
+		fprintf(t->out, INDENT "rule   %s allowed the model's answer (docs/checking-rules.md)\n",
+			kvm_rule_name(rule));
+}
+
 /* ---- the driver ---- */
 
 static void op_begin(struct trace *t, uint32_t index, const struct op *op)
@@ -757,7 +770,9 @@ static int open_disassembler(struct trace *t)
 static int trace_file(const struct common_options *common, struct trace *t, const char *path)
 {
 	static struct program prog;
-	struct executor_tracer tracer = { .ctx = t, .access = on_access, .kvm_event = record_event };
+	struct executor_tracer tracer = {
+		.ctx = t, .access = on_access, .kvm_event = record_event, .rule = on_rule,
+	};
 	struct divergence div;
 	struct executor *ex;
 	char err[512];

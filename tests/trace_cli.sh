@@ -1,9 +1,10 @@
 #!/bin/sh
-# trace_cli.sh SHADOWFUZZ B13_PROGRAM ZAP_PROGRAM: 'shadowfuzz trace' names B13's divergence
-# with a disassembled instruction and kvm_mmu_get_page events, passes without the bug,
-# writes valid JSON lines, and reports the zaps of a memslot delete/move program.
+# trace_cli.sh SHADOWFUZZ B13_PROGRAM ZAP_PROGRAM UNSYNC_PROGRAM: 'shadowfuzz trace' names
+# B13's divergence with a disassembled instruction and kvm_mmu_get_page events, passes
+# without the bug, writes valid JSON lines, reports the zaps of a memslot delete/move
+# program, and names the rule that lets an unsync program's stale answers stand.
 set -u
-sf=$1 b13=$2 zap=$3
+sf=$1 b13=$2 zap=$3 unsync=$4
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "trace_cli: $*" >&2; exit 1; }
@@ -35,6 +36,12 @@ events = [json.loads(line) for line in open(sys.argv[1])]
 zaps = [e for e in events if e.get("event") == "kvm_mmu_prepare_zap_page"]
 assert zaps and all("gfn" in e and "level" in e for e in zaps), zaps
 PY
+
+"$sf" trace "$unsync" > "$dir/unsync.txt" || fail "unsync program diverges"
+has "$dir/unsync.txt" "kvm_mmu_unsync_page"
+has "$dir/unsync.txt" "rule   ARCH_STALE_TRANSLATION allowed the model's answer"
+"$sf" trace --json "$unsync" | grep -qF '"allowed_by_rule":"ARCH_STALE_TRANSLATION"' ||
+	fail "--json does not name the rule"
 
 "$sf" trace --ops 11-12 "$b13" > "$dir/range.txt" || fail "--ops run failed"
 [ "$(grep -c "^ *[0-9][0-9]*  [a-z]" "$dir/range.txt")" -eq 2 ] || fail "--ops 11-12 did not show two ops"
