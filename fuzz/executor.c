@@ -30,6 +30,8 @@ struct slot_record {
 	uint64_t *written;
 };
 
+#define VERIFIED_SLOT_BITS 12
+
 struct executor {
 	struct kvm_config config;
 	enum exec_model model;
@@ -76,7 +78,7 @@ struct executor {
 		/* the walk's entries, and in PAE mode the PDPTEs at CR3 */
 		uint16_t unit_bucket[PT_MAX_FULL_LEVELS + 4];
 		struct model_translation t;
-	} verified[4096];
+	} verified[1u << VERIFIED_SLOT_BITS];
 	char error[256];
 };
 
@@ -1478,12 +1480,16 @@ static bool aliased_write_allows_translation(struct translation_walk *w, const s
 	return true;
 }
 
+/* The small fields go into the gva's page-offset bits before one multiply, so that they
+ * reach the slot bits: an spte and the TLB entry made from it differ only in source and
+ * must not evict each other after every op. */
 static struct verified_translation *verified_slot(struct executor *ex, const struct model_translation *t)
 {
-	uint64_t h = t->gva * 0x9e3779b97f4a7c15ull ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
-		     (uint64_t)t->access << 3 ^ (uint64_t)t->level << 7 ^ (uint64_t)t->source << 9;
+	uint64_t key = t->gva ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
+		       ((uint64_t)t->access | (uint64_t)t->level << 4 | (uint64_t)t->source << 8 |
+			(uint64_t)t->as_id << 10 | (uint64_t)t->vcpu_id << 11);
 
-	return &ex->verified[(h >> 40) % (sizeof(ex->verified) / sizeof(ex->verified[0]))];
+	return &ex->verified[(key * 0x9e3779b97f4a7c15ull) >> (64 - VERIFIED_SLOT_BITS)];
 }
 
 static bool still_verified(const struct executor *ex, const struct verified_translation *seen,
