@@ -112,20 +112,49 @@ static void install_new_memslots(struct kvm *kvm, int as_id)
 	trace_install_new_memslots(kvm, as_id, slots->generation, 1);
 }
 
+/* Installs from gen on whose generation the hook ignores (some bit of mask set) before
+ * the next one it may act on. Each install adds step, a power of two, so the bits below
+ * step never change and the bits above it count installs; a low run of mask bits there
+ * clears again every 2^run installs. Other masks get no shortcut (0). */
+static uint64_t installs_before_wrap(uint64_t gen, uint64_t step, uint64_t mask)
+{
+	int shift = __builtin_ctzll(step);
+	uint64_t high = mask >> shift, count = gen >> shift;
+
+	if (gen & mask & (step - 1))
+		return UINT64_MAX;
+	if (high & (high + 1))
+		return 0;
+	return (count | high) - count;
+}
+
 /* A flag-neutral update installs a set identical to the active one: only the generation
- * moves, so it is advanced in place. */
+ * moves, so it is advanced in place. The installs the hook would ignore are skipped in one
+ * step (a jump of 2^20 installs runs the hook for its few wraps only); the others run as
+ * install_new_memslots runs them, so the hook sees the same generations. */
 void kvm_memslots_jump_generation(struct kvm *kvm, int as_id, uint64_t n_updates)
 {
 	struct kvm_memslots *slots = kvm->memslots[as_id];
+	uint64_t step = memslots_gen_step(kvm), left = n_updates;
+	uint64_t mask = kvm->arch_ops.memslots_wrap_mask ? kvm->arch_ops.memslots_wrap_mask(kvm) : 0;
 
 	if (!kvm->arch_ops.memslots_updated) {
-		slots->generation += n_updates * memslots_gen_step(kvm);
+		slots->generation += n_updates * step;
 		trace_install_new_memslots(kvm, as_id, slots->generation, n_updates);
 		return;
 	}
-	for (uint64_t i = 0; i < n_updates; i++) {
+	while (left) {
+		uint64_t quiet = installs_before_wrap(slots->generation, step, mask);
+
+		if (quiet) {
+			quiet = quiet < left ? quiet : left;
+			slots->generation += quiet * step;
+			left -= quiet;
+			continue;
+		}
 		memslots_gen_begin(kvm, slots, slots->generation);
 		memslots_gen_end(kvm, as_id, slots);
+		left--;
 	}
 	trace_install_new_memslots(kvm, as_id, slots->generation, n_updates);
 }

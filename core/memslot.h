@@ -89,6 +89,9 @@ struct kvm_memslot_arch_ops {
 	/* After a new memslots array with generation gen is final (K420) or before it is
 	 * stored (K51+): kvm_arch_memslots_updated -> kvm_mmu_invalidate_mmio_sptes. */
 	void (*memslots_updated)(struct kvm *kvm, int as_id, uint64_t gen);
+	/* The generation bits memslots_updated looks at: it acts only on a generation with
+	 * all of them clear (an MMIO generation wrap). NULL: any generation may matter. */
+	uint64_t (*memslots_wrap_mask)(const struct kvm *kvm);
 	/* DELETE/MOVE after the INVALID copy is installed: kvm_arch_flush_shadow_memslot. */
 	void (*flush_shadow_memslot)(struct kvm *kvm, struct kvm_memory_slot *slot);
 	/* After the final memslots are installed: kvm_arch_commit_memory_region. */
@@ -112,7 +115,8 @@ int kvm_set_memory_region(struct kvm *kvm, const struct kvm_userspace_memory_reg
 int kvm_vm_ioctl_get_dirty_log(struct kvm *kvm, uint32_t slot, uint64_t *bitmap, size_t bitmap_words);
 
 /* Advance the generation of one address space as n_updates flag-neutral updates would,
- * running the memslots_updated hook for each install. */
+ * running the memslots_updated hook for each install it can act on (memslots_wrap_mask):
+ * the installs in between only move the generation, so they are skipped at once. */
 void kvm_memslots_jump_generation(struct kvm *kvm, int as_id, uint64_t n_updates);
 
 struct kvm_memory_slot *id_to_memslot(struct kvm_memslots *slots, int id);

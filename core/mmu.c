@@ -1175,8 +1175,8 @@ static void kvm_mmu_flush_shadow_memslot(struct kvm *kvm, struct kvm_memory_slot
 		kvm_mmu_zap_all_fast(kvm);
 }
 
-/* kvm_mmu_invalidate_mmio_sptes: on an MMIO generation wrap (spec §1.4, §6.4). */
-static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
+/* The generation bits that are all clear on an MMIO generation wrap. */
+static uint64_t mmio_gen_wrap_mask(const struct kvm *kvm)
 {
 	uint64_t mask = kvm->mmu->spte.mmio_gen_mask;
 	/* The bits that tell address spaces apart: bit 1 in K420 (bit 0 is "update in
@@ -1186,7 +1186,13 @@ static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
 	/* B1 fix: a wrap counts in any address space, whatever its generation offset. */
 	if (!kvm_bug(&kvm->config, KVM_BUG_B1_WRAP_IN_ONE_AS_ONLY))
 		mask &= ~as_bits;
-	if (gen & mask)
+	return mask;
+}
+
+/* kvm_mmu_invalidate_mmio_sptes: on an MMIO generation wrap (spec §1.4, §6.4). */
+static void kvm_mmu_memslots_updated(struct kvm *kvm, int as_id, uint64_t gen)
+{
+	if (gen & mmio_gen_wrap_mask(kvm))
 		return;
 	trace_kvm_mmu_invalidate_mmio_sptes(kvm, as_id, gen);
 	if (kvm->config.profile == KVM_PROFILE_4_20)
@@ -1304,6 +1310,7 @@ void kvm_mmu_install_memslot_hooks(struct kvm *kvm)
 {
 	kvm->arch_ops.flush_shadow_memslot = kvm_mmu_flush_shadow_memslot;
 	kvm->arch_ops.memslots_updated = kvm_mmu_memslots_updated;
+	kvm->arch_ops.memslots_wrap_mask = mmio_gen_wrap_mask;
 	kvm->arch_ops.commit_memory_region = kvm_arch_commit_memory_region;
 }
 

@@ -40,6 +40,7 @@ struct exec_vcpu {
 	bool smm_mmio_cache_taint;
 	uint64_t smm_taint_gen;
 };
+#define VERIFIED_SLOT_BITS 12
 
 struct executor {
 	struct kvm_config config;
@@ -67,19 +68,24 @@ struct executor {
 	unsigned next_pool_table;
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
 	/* A verified translation stays verified until the epoch moves (memslots, control
-	 * state, CR3, invalidations, a rule rewriting the reference) or a page its walk read
-	 * is written. An access's A/D writes never make a valid translation invalid, but
-	 * they count as writes so that the TLB history learns the D bit (note_access_writes). */
+	 * state, CR3, invalidations, a rule rewriting the reference) or an entry its walk
+	 * read is written. An access's A/D writes never make a valid translation invalid,
+	 * but they count as writes so that the TLB history learns the D bit
+	 * (note_access_writes). */
 	uint64_t epoch;
 	uint64_t guest_write_seq;
-	uint64_t page_written_at[1024]; /* by gfn bucket: guest_write_seq of the last write */
+	/* By bucket of 8-byte unit of guest-physical memory: guest_write_seq of the last
+	 * write. Units, not pages: a map op writes one entry of a table that many verified
+	 * walks read, and only walks through that entry need checking again. */
+	uint64_t unit_written_at[4096];
 	struct verified_translation {
 		uint64_t epoch;
 		uint64_t verified_at; /* guest_write_seq when verified */
-		unsigned n_pages;
-		uint16_t page_bucket[PT_MAX_FULL_LEVELS + 1]; /* the walk's tables and CR3's page */
+		unsigned n_units;
+		/* the walk's entries, and in PAE mode the PDPTEs at CR3 */
+		uint16_t unit_bucket[PT_MAX_FULL_LEVELS + 4];
 		struct model_translation t;
-	} verified[4096];
+	} verified[1u << VERIFIED_SLOT_BITS];
 	char error[256];
 };
 
@@ -279,21 +285,26 @@ static struct ref_engine *engine_for(struct executor *ex, enum paging_mode mode)
 
 /* ---- guest memory, written on both sides ---- */
 
-static unsigned page_bucket(const struct executor *ex, gpa_t gpa)
-{
-	size_t n = sizeof(ex->page_written_at) / sizeof(ex->page_written_at[0]);
+/* Paging entries are 4 or 8 bytes at aligned addresses: an 8-byte unit holds whole ones. */
+#define WRITE_UNIT_SHIFT 3
 
-	return (unsigned)(((gpa >> PAGE_SHIFT) * 0x9e3779b97f4a7c15ull >> 32) % n);
+static unsigned unit_bucket(const struct executor *ex, gpa_t gpa)
+{
+	size_t n = sizeof(ex->unit_written_at) / sizeof(ex->unit_written_at[0]);
+
+	return (unsigned)(((gpa >> WRITE_UNIT_SHIFT) * 0x9e3779b97f4a7c15ull >> 32) % n);
 }
 
 /* Every change of the reference's guest memory outside an access goes through here, so
- * the verified translations whose walks read that page are checked again. Pages sharing
- * a bucket only cost extra checks. */
+ * the verified translations whose walks read an entry in [gpa, gpa + len) are checked
+ * again. Units sharing a bucket only cost extra checks. */
 static void note_guest_write(struct executor *ex, gpa_t gpa, size_t len)
 {
 	ex->guest_write_seq++;
-	ex->page_written_at[page_bucket(ex, gpa)] = ex->guest_write_seq;
-	ex->page_written_at[page_bucket(ex, gpa + len - 1)] = ex->guest_write_seq;
+	if (!len)
+		return;
+	for (gpa_t unit = gpa >> WRITE_UNIT_SHIFT; unit <= (gpa + len - 1) >> WRITE_UNIT_SHIFT; unit++)
+		ex->unit_written_at[unit_bucket(ex, unit << WRITE_UNIT_SHIFT)] = ex->guest_write_seq;
 }
 
 /* A guest write that reached memory through gpa's gfn: KVM tracks it for that gfn only,
@@ -1583,12 +1594,16 @@ static bool aliased_write_allows_translation(struct translation_walk *w, const s
 	return true;
 }
 
+/* The small fields go into the gva's page-offset bits before one multiply, so that they
+ * reach the slot bits: an spte and the TLB entry made from it differ only in source and
+ * must not evict each other after every op. */
 static struct verified_translation *verified_slot(struct executor *ex, const struct model_translation *t)
 {
-	uint64_t h = t->gva * 0x9e3779b97f4a7c15ull ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
-		     (uint64_t)t->access << 3 ^ (uint64_t)t->level << 7 ^ (uint64_t)t->source << 9;
+	uint64_t key = t->gva ^ t->gpa * 0xc2b2ae3d27d4eb4full ^
+		       ((uint64_t)t->access | (uint64_t)t->level << 4 | (uint64_t)t->source << 8 |
+			(uint64_t)t->as_id << 10 | (uint64_t)t->vcpu_id << 11);
 
-	return &ex->verified[(h >> 40) % (sizeof(ex->verified) / sizeof(ex->verified[0]))];
+	return &ex->verified[(key * 0x9e3779b97f4a7c15ull) >> (64 - VERIFIED_SLOT_BITS)];
 }
 
 static bool still_verified(const struct executor *ex, const struct verified_translation *seen,
@@ -1596,23 +1611,26 @@ static bool still_verified(const struct executor *ex, const struct verified_tran
 {
 	if (seen->epoch != ex->epoch || memcmp(&seen->t, t, sizeof(*t)))
 		return false;
-	for (unsigned i = 0; i < seen->n_pages; i++)
-		if (ex->page_written_at[seen->page_bucket[i]] > seen->verified_at)
+	for (unsigned i = 0; i < seen->n_units; i++)
+		if (ex->unit_written_at[seen->unit_bucket[i]] > seen->verified_at)
 			return false;
 	return true;
 }
 
-/* The verdict read the tables of the walk and, in PAE mode, the PDPTEs in CR3's page. */
+/* The verdict read the entries of the walk and, in PAE mode, the PDPTE registers, loaded
+ * from the 32 bytes at CR3 (a load moves the epoch too; the units keep this obvious). */
 static void remember_verified(struct executor *ex, struct verified_translation *seen,
-			      const struct model_translation *t, const struct ref_result *walk)
+			      const struct model_translation *t, const struct ref_result *walk,
+			      enum paging_mode mode)
 {
 	seen->epoch = ex->epoch;
 	seen->verified_at = ex->guest_write_seq;
 	seen->t = *t;
-	seen->n_pages = 0;
-	seen->page_bucket[seen->n_pages++] = (uint16_t)page_bucket(ex, t->cr3);
+	seen->n_units = 0;
+	for (int i = 0; mode == PAGING_PAE && i < 4; i++)
+		seen->unit_bucket[seen->n_units++] = (uint16_t)unit_bucket(ex, (t->cr3 & ~31ull) + i * 8);
 	for (int i = 0; i < walk->n_entries; i++)
-		seen->page_bucket[seen->n_pages++] = (uint16_t)page_bucket(ex, walk->entries[i].gpa);
+		seen->unit_bucket[seen->n_units++] = (uint16_t)unit_bucket(ex, walk->entries[i].gpa);
 }
 
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
@@ -1657,7 +1675,7 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	if (still_verified(ex, seen, &t))
 		return;
 	if (translation_check(ex->translations, w->engine, &w->cpu, &t, &verdict)) {
-		remember_verified(ex, seen, &t, &verdict.guest);
+		remember_verified(ex, seen, &t, &verdict.guest, w->cpu.mode);
 		return;
 	}
 	if (verdict.fault == TRANSLATION_CHECK_FAILED) {

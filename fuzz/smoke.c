@@ -26,10 +26,10 @@ static uint64_t next_random(uint64_t *state)
  * mmu_check_root instead of shutting the VM down at their first paging mode. */
 static const uint8_t pool_slot_record[] = { 48, 0, 0, 0, 0, 0, 0, 0, 0 };
 
-static void random_input(uint64_t *state, uint8_t *buf, size_t *len)
+void smoke_random_input(uint64_t *state, uint8_t *buf, size_t max_len, size_t *len)
 {
 	memcpy(buf, pool_slot_record, sizeof(pool_slot_record));
-	*len = sizeof(pool_slot_record) + next_random(state) % (SMOKE_MAX_BYTES - sizeof(pool_slot_record));
+	*len = sizeof(pool_slot_record) + next_random(state) % (max_len - sizeof(pool_slot_record));
 	for (size_t i = sizeof(pool_slot_record); i < *len; i++)
 		buf[i] = (uint8_t)(next_random(state) >> 56);
 }
@@ -172,7 +172,7 @@ int cmd_smoke(int argc, char **argv)
 
 		if (rss_every && i % rss_every == 0)
 			print_rss(i);
-		random_input(&seed, input, &len);
+		smoke_random_input(&seed, input, SMOKE_MAX_BYTES, &len);
 		program_decode(input, len, &prog);
 		ret = executor_run(ex, &prog, &div);
 		if (ret < 0) {

@@ -1,6 +1,7 @@
 /* Guest code pieces the reference engine copies into its stub pages and chains
  * together (reference.c, build_stubs). Each piece is data between NAME and NAME_end;
- * none is executed on the host. Registers: rax/eax = CR4 or PKRU, rbx/ebx = CR3,
+ * none is executed on the host. Registers: rax/eax = CR4 or PKRU, rbx/ebx = CR3 (also
+ * reloaded by every check, to empty the TLB),
  * rcx/ecx = CR0, rdi/edi = the gva under test, dl = the byte stored, and for the
  * switch to CPL3 r8/ebp = user RFLAGS, r9/eax = user entry, rsi/esi = user stack. */
 
@@ -23,9 +24,9 @@ PIECE(sf_guest64_write_pkru)
 	wrpkru
 PIECE_END(sf_guest64_write_pkru)
 
-PIECE(sf_guest64_invlpg)
-	invlpg [rdi]
-PIECE_END(sf_guest64_invlpg)
+PIECE(sf_guest64_flush)
+	mov cr3, rbx
+PIECE_END(sf_guest64_flush)
 
 PIECE(sf_guest64_read)
 	mov al, byte ptr [rdi]
@@ -60,9 +61,9 @@ PIECE(sf_guest32_set_control)
 	mov cr0, ecx
 PIECE_END(sf_guest32_set_control)
 
-PIECE(sf_guest32_invlpg)
-	invlpg [edi]
-PIECE_END(sf_guest32_invlpg)
+PIECE(sf_guest32_flush)
+	mov cr3, ebx
+PIECE_END(sf_guest32_flush)
 
 PIECE(sf_guest32_read)
 	mov al, byte ptr [edi]

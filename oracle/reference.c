@@ -105,14 +105,14 @@ struct piece {
 	extern const uint8_t name[], name##_end[];
 PIECE(sf_guest64_set_control)
 PIECE(sf_guest64_write_pkru)
-PIECE(sf_guest64_invlpg)
+PIECE(sf_guest64_flush)
 PIECE(sf_guest64_read)
 PIECE(sf_guest64_write)
 PIECE(sf_guest64_fetch)
 PIECE(sf_guest64_enter_user)
 PIECE(sf_guest64_stop)
 PIECE(sf_guest32_set_control)
-PIECE(sf_guest32_invlpg)
+PIECE(sf_guest32_flush)
 PIECE(sf_guest32_read)
 PIECE(sf_guest32_write)
 PIECE(sf_guest32_fetch)
@@ -122,13 +122,13 @@ PIECE(sf_guest32_stop)
 
 #define SPAN(name) { name, name##_end }
 struct guest_pieces {
-	struct piece set_control, write_pkru, invlpg, access[3], enter_user, stop;
+	struct piece set_control, write_pkru, flush, access[3], enter_user, stop;
 };
 
 static const struct guest_pieces pieces64 = {
 	.set_control = SPAN(sf_guest64_set_control),
 	.write_pkru = SPAN(sf_guest64_write_pkru),
-	.invlpg = SPAN(sf_guest64_invlpg),
+	.flush = SPAN(sf_guest64_flush),
 	.access = { SPAN(sf_guest64_read), SPAN(sf_guest64_write), SPAN(sf_guest64_fetch) },
 	.enter_user = SPAN(sf_guest64_enter_user),
 	.stop = SPAN(sf_guest64_stop),
@@ -136,7 +136,7 @@ static const struct guest_pieces pieces64 = {
 
 static const struct guest_pieces pieces32 = {
 	.set_control = SPAN(sf_guest32_set_control),
-	.invlpg = SPAN(sf_guest32_invlpg),
+	.flush = SPAN(sf_guest32_flush),
 	.access = { SPAN(sf_guest32_read), SPAN(sf_guest32_write), SPAN(sf_guest32_fetch) },
 	.enter_user = SPAN(sf_guest32_enter_user),
 	.stop = SPAN(sf_guest32_stop),
@@ -640,7 +640,7 @@ static void place_pieces(struct ref_engine *e, enum stub stub, gpa_t gpa,
 static void build_stubs(struct ref_engine *e)
 {
 	const struct guest_pieces *g = e->pieces;
-	size_t invlpg_len = (size_t)(g->invlpg.end - g->invlpg.start);
+	size_t flush_len = (size_t)(g->flush.end - g->flush.start);
 	gpa_t kernel = KERNEL_STUB_GPA, user = USER_STUB_GPA;
 
 	place_pieces(e, STUB_SET_CONTROL, kernel,
@@ -649,17 +649,21 @@ static void build_stubs(struct ref_engine *e)
 		place_pieces(e, STUB_WRITE_PKRU, kernel + STUB_SLOT,
 			     (const struct piece *const[]){ &g->write_pkru, &g->stop }, 2);
 	place_pieces(e, STUB_ENTER_USER, kernel + 2 * STUB_SLOT,
-		     (const struct piece *const[]){ &g->invlpg, &g->enter_user }, 2);
+		     (const struct piece *const[]){ &g->flush, &g->enter_user }, 2);
 	for (int kind = REF_READ; kind <= REF_FETCH; kind++) {
 		gpa_t at = kernel + (3 + (gpa_t)kind) * STUB_SLOT;
 
-		/* INVLPG of the gva: neither uc_context_restore nor uc_ctl_flush_tlb (a
+		/* A CR3 reload first: neither uc_context_restore nor uc_ctl_flush_tlb (a
 		 * translated-code flush in 2.0.1, PR #1746) drops QEMU's soft TLB, so a
-		 * translation cached by an earlier check would otherwise be reused. */
+		 * translation cached by an earlier check would otherwise be reused. Not INVLPG
+		 * of the gva: in 2.0.1 an INVLPG inside a large page QEMU has cached flushes the
+		 * whole TLB, whose size grows on flushes while entries of earlier checks pile up
+		 * (its used-entry count also drifts with victim-TLB evictions), so such flushes
+		 * cleared up to 64 MiB; reloading every check keeps the table at its minimum. */
 		place_pieces(e, STUB_KERNEL_READ + kind, at,
-			     (const struct piece *const[]){ &g->invlpg, &g->access[kind], &g->stop },
+			     (const struct piece *const[]){ &g->flush, &g->access[kind], &g->stop },
 			     kind == REF_FETCH ? 2 : 3);
-		e->insn_gva[0][kind] = at + invlpg_len;
+		e->insn_gva[0][kind] = at + flush_len;
 		at = user + (gpa_t)kind * STUB_SLOT;
 		place_pieces(e, STUB_USER_READ + kind, at,
 			     (const struct piece *const[]){ &g->access[kind], &g->stop },
@@ -1441,15 +1445,17 @@ static int ref_check_timed(struct ref_engine *e, const struct ref_cpu_state *cpu
 	if (err)
 		return uc_fail(e, "uc_context_restore", err);
 	/* Snapshots are shared by all roots: the engine's own translations hang off root
-	 * entry 0, injected the same for every root, and the stub INVLPGs the test gva, so the
-	 * root can be stored without a MOV CR3 (Unicorn 2.0.1 issue #1273: uc_reg_write of CR3
-	 * only stores it, which is what is wanted here). */
+	 * entry 0, injected the same for every root. uc_reg_write of CR3 only stores it
+	 * (Unicorn 2.0.1 issue #1273), so the stub's first fetch walks the new root; the stub
+	 * then reloads CR3 from rbx, which empties the TLB. */
 	if (e->mode != PAGING_NONE) {
 		uint64_t cr3 = key.root;
 
 		err = uc_reg_write(e->uc, UC_X86_REG_CR3, &cr3);
 		if (err)
 			return uc_fail(e, "uc_reg_write CR3", err);
+		if (write_reg(e, REG_B, cr3))
+			return -1;
 	}
 	if (set_check_registers(e, cpl, kind, gva, cpu))
 		return -1;

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "kvm_host.h"
+#include "mmu_trace.h"
 
 #include "asan.h"
 
@@ -690,6 +691,66 @@ static void test_jump_generation(void **state)
 	assert_int_equal(__kvm_memslots(kvm, 0)->generation, g0 + 1000000 * step);
 }
 
+/* The MMIO generation wraps the hook acted on: how many, and a digest of their sequence
+ * of (address space, generation). */
+struct wrap_log {
+	uint64_t n;
+	uint64_t digest;
+};
+
+static void log_wraps(void *ctx, const struct kvm_mmu_trace_event *ev)
+{
+	struct wrap_log *log = ctx;
+
+	if (ev->event != KVM_EV_INVALIDATE_MMIO_SPTES)
+		return;
+	log->n++;
+	log->digest = (log->digest ^ ev->gen ^ (uint64_t)ev->as_id << 62) * 0x100000001b3ull;
+}
+
+/* A jump skips the installs the MMU's hook ignores: the same wraps (address space and
+ * generation) and the same final generations as a VM whose jumps run every install
+ * through the hook, for short and narrow generations, with and without bug B1. */
+static void test_jump_generation_skips_only_ignored_installs(void **state)
+{
+	static const uint64_t jumps[] = { 1, 37, 40, 1000, 262143, 2, 262144, 600000, 3 };
+	struct fixture *f = *state;
+
+	for (int variant = 0; variant < 4; variant++) {
+		struct kvm_config cfg;
+		struct kvm *fast, *every;
+		struct wrap_log fast_log = { 0 }, every_log = { 0 };
+
+		kvm_config_init(&cfg, f->kvm->config.profile);
+		if (variant & 1)
+			cfg.mmio_gen_bits = 7;
+		if (variant & 2)
+			cfg.bugs |= 1ull << KVM_BUG_B1_WRAP_IN_ONE_AS_ONLY;
+		fast = kvm_create(&cfg, f->host);
+		every = kvm_create(&cfg, f->host);
+		assert_non_null(fast);
+		assert_non_null(every);
+		assert_non_null(fast->arch_ops.memslots_wrap_mask);
+		every->arch_ops.memslots_wrap_mask = NULL;
+		fast->trace_fn = log_wraps;
+		fast->trace_ctx = &fast_log;
+		every->trace_fn = log_wraps;
+		every->trace_ctx = &every_log;
+		for (size_t i = 0; i < sizeof(jumps) / sizeof(jumps[0]); i++) {
+			kvm_memslots_jump_generation(fast, (int)(i & 1), jumps[i]);
+			kvm_memslots_jump_generation(every, (int)(i & 1), jumps[i]);
+		}
+		assert_true(every_log.n > 0);
+		assert_int_equal(fast_log.n, every_log.n);
+		assert_int_equal(fast_log.digest, every_log.digest);
+		for (int as_id = 0; as_id < KVM_ADDRESS_SPACE_NUM; as_id++)
+			assert_int_equal(__kvm_memslots(fast, as_id)->generation,
+					 __kvm_memslots(every, as_id)->generation);
+		kvm_destroy(fast);
+		kvm_destroy(every);
+	}
+}
+
 /* K420's start values make the 20-bit MMIO generation of AS 1 (-148, a multiple of 4) reach
  * 0 after 37 installs, while AS 0 (-150, 2 mod 4) steps from -2 to 2 and never has its low
  * 20 bits clear: the setting of bug B1. */
@@ -1353,6 +1414,7 @@ int main(void)
 		T_ALL(test_hooks_move),
 		T_ALL(test_hooks_optional),
 		T_ALL(test_jump_generation),
+		T_ALL(test_jump_generation_skips_only_ignored_installs),
 		cmocka_unit_test_setup_teardown(test_k420_generation_near_wrap, setup_k420, teardown),
 	};
 	const struct CMUnitTest metadata[] = {
