@@ -175,13 +175,17 @@ struct kvm_model_error {
 	char what[160];
 };
 
-/* A WARN KVM would print and go on from: the model goes on too, and the harness judges
- * it after the op. The kind names the cases a checker rule knows to be KVM's own. */
+/* A WARN KVM would print and go on from, or a state KVM reaches that it should not: the
+ * model goes on as KVM does, and the harness judges it after the op. The kind names the
+ * cases a checker rule knows to be KVM's own. */
 enum kvm_warning_kind {
 	KVM_WARN_UNEXPECTED,
 	/* mmu_need_write_protect unsyncs a higher-level page of another address space
 	 * (RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE). */
 	KVM_WARN_UNSYNC_OTHER_AS_TABLE,
+	/* Not a WARN in KVM: sync_mmio_spte stamps an MMIO spte of a gfn that has gained a
+	 * memslot with the current generation (RULE_KVM_SYNC_REVIVES_MMIO_SPTE). */
+	KVM_WARN_SYNC_REVIVES_MMIO_SPTE,
 };
 
 struct kvm_model_warning {

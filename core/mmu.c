@@ -42,7 +42,6 @@ void kvm_flush_remote_tlbs(struct kvm *kvm)
 	/* KVM counts only flushes that kicked another CPU; the model's vCPUs are never in
 	 * guest mode elsewhere, so every call counts. */
 	kvm->stat.remote_tlb_flush++;
-	kvm->mmu->tlbs_dirty = 0;
 	trace_kvm_flush_remote_tlbs(kvm);
 	for (int i = 0; i < kvm->nr_vcpus; i++)
 		kvm->vcpus[i].requests |= KVM_REQ_TLB_FLUSH;
@@ -1449,7 +1448,9 @@ static bool set_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, kvm
 }
 
 /* sync_mmio_spte (FNAME(sync_page)): an MMIO spte whose gfn the guest changed is cleared,
- * one that still matches is stamped with the current generation. */
+ * one that still matches is stamped with the current generation, even when the gfn has
+ * gained a memslot since (v4.20..v5.4): the stale spte is valid again, and accesses
+ * through it exit to userspace as MMIO for a gpa with memory (found by shadowfuzz). */
 bool sync_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned access,
 		    int *nr_present)
 {
@@ -1460,6 +1461,10 @@ bool sync_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned 
 		return true;
 	}
 	(*nr_present)++;
+	if (kvm_is_visible_gfn(kvm_vcpu_memslots(vcpu), gfn))
+		kvm_model_warn(vcpu->kvm, KVM_WARN_SYNC_REVIVES_MMIO_SPTE,
+			       "sync_mmio_spte revives an MMIO spte of gfn %#llx, which has a memslot",
+			       (unsigned long long)gfn);
 	mark_mmio_spte(vcpu, sptep, gfn, access);
 	return true;
 }

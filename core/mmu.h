@@ -74,9 +74,6 @@ struct kvm_arch_mmu {
 	 * (0: none, the default follows the memslots). */
 	unsigned long n_max_mmu_pages, n_requested_mmu_pages;
 	unsigned indirect_shadow_pages;
-	/* kvm->tlbs_dirty (v4.20..v5.4): sptes FNAME(sync_page) dropped without a flush;
-	 * the next kvm_flush_remote_tlbs clears it (bug B15's deferred flush). */
-	unsigned long tlbs_dirty;
 	uint64_t mmu_valid_gen; /* K420, K53: fast invalidate */
 	struct pte_list_cache pte_cache;
 	/* Shadow page arena: pages[i] lives at SHADOW_HPA_BASE + i * PAGE_SIZE. */

@@ -418,69 +418,10 @@ static bool audit_flooding(struct audit *a)
 	return true;
 }
 
-/* The leaf of gva's shadow walk on vcpu's current root (or the non-present spte the walk
- * stops at), with the page that holds it; NULL if the walk reaches no spte. */
-static uint64_t *shadow_leaf(struct kvm_vcpu *vcpu, gva_t gva, int *level)
-{
-	struct kvm_shadow_walk_iterator it;
-	uint64_t *sptep = NULL;
-
-	for (shadow_walk_init(&it, vcpu, gva); shadow_walk_okay(&it, vcpu); shadow_walk_next(&it)) {
-		sptep = it.sptep;
-		*level = it.level;
-		if (!present(vcpu->kvm, *sptep) || is_last_spte(*sptep, it.level))
-			break;
-	}
-	return sptep;
-}
-
-/* One TLB entry against its spte: the same frame and at least its rights, unless the spte
- * lives in an unsync page, whose staleness is the guest's to flush. */
-static bool audit_tlb_entry(struct audit *a, struct kvm_vcpu *vcpu, const struct hw_tlb_entry *e)
-{
-	int level = 0;
-	uint64_t *sptep = shadow_leaf(vcpu, e->gva, &level);
-	struct kvm_mmu_page *sp = sptep ? sptep_to_sp(a->kvm, sptep) : NULL;
-	uint64_t spte = sptep ? *sptep : 0;
-
-	if (sp && sp->unsync)
-		return true;
-	if (present(a->kvm, spte) && is_last_spte(spte, level) && level == e->level &&
-	    (spte_to_pfn(spte) & ~(KVM_PAGES_PER_HPAGE(level) - 1)) == e->pfn &&
-	    !(e->access & ~spte_access(spte)))
-		return true;
-	return violation(a, "vCPU %d's TLB maps gva %#llx (level %d, pfn %#llx, access %#x) but its "
-			 "spte is %#llx, and no flush of that TLB is pending",
-			 vcpu->vcpu_id, (unsigned long long)e->gva, e->level, (unsigned long long)e->pfn,
-			 e->access, (unsigned long long)spte);
-}
-
-/* Spec §6.6: KVM flushes every vCPU's TLB when it takes a frame or a right from a spte of
- * a synced page (need_remote_flush, rmap write protection, zaps), so a TLB grants nothing
- * its spte does not, except through unsync pages, while the vCPU has a flush or reload
- * pending (it honours it before it runs the guest), or while sync_page's dropped sptes
- * wait for their deferred flush (tlbs_dirty, v4.20..v5.4). */
-static bool audit_tlbs(struct audit *a)
-{
-	if (a->kvm->mmu->tlbs_dirty)
-		return true;
-	for (int v = 0; v < a->kvm->nr_vcpus; v++) {
-		struct kvm_vcpu *vcpu = &a->kvm->vcpus[v];
-
-		if ((vcpu->requests & (KVM_REQ_TLB_FLUSH | KVM_REQ_MMU_RELOAD)) || !VALID_PAGE(vcpu->mmu.root_hpa))
-			continue;
-		for (int i = 0; i < vcpu->tlb.n; i++)
-			if (!audit_tlb_entry(a, vcpu, &vcpu->tlb.entries[i]))
-				return false;
-	}
-	return true;
-}
-
 bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
 {
 	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
 
 	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
-	       audit_accounting(&a) && audit_budget(&a) && audit_flooding(&a) && audit_unsync(&a) &&
-	       audit_tlbs(&a);
+	       audit_accounting(&a) && audit_budget(&a) && audit_flooding(&a) && audit_unsync(&a);
 }

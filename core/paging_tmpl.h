@@ -275,10 +275,11 @@ static gpa_t FNAME(get_level1_sp_gpa)(const struct kvm_mmu_page *sp)
 static bool FNAME(read_guest)(struct kvm_vcpu *vcpu, gpa_t gpa, void *data, size_t len);
 
 /* FNAME(sync_page) (spec §5.5): re-read every gpte behind a non-zero spte of an unsync
- * level-1 page. Invalid gptes and gptes naming another gfn drop their spte and defer the
- * flush (tlbs_dirty: other vCPUs' TLBs may keep the translation until the next remote
- * flush); the rest get their access recomputed on the same pfn, W kept where the spte
- * has it. Bug S12 keeps the spte of a gpte whose gfn changed. Returns how many sptes
+ * level-1 page. Invalid gptes and gptes naming another gfn drop their spte; KVM defers
+ * that flush through tlbs_dirty, which only its MMU notifier consumes (the model has
+ * none), so other vCPUs' TLBs keep the translation until they flush, as the guest that
+ * changed the gptes without invalidating allows. The rest get their access recomputed on
+ * the same pfn, W kept where the spte has it. Bug S12 keeps the spte of a gpte whose gfn changed. Returns how many sptes
  * stay present: 0 makes the caller zap the page, as does a failed read. */
 static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
 {
@@ -296,10 +297,8 @@ static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
 			continue;
 		if (!FNAME(read_guest)(vcpu, first_pte_gpa + i * sizeof(pt_element_t), &gpte, sizeof(gpte)))
 			return 0;
-		if (FNAME(prefetch_invalid_gpte)(vcpu, sptep, gpte)) {
-			vcpu->kvm->mmu->tlbs_dirty++;
+		if (FNAME(prefetch_invalid_gpte)(vcpu, sptep, gpte))
 			continue;
-		}
 		gfn = FNAME(gpte_to_gfn)(gpte);
 		pte_access = sp->role.access & FNAME(gpte_access)(gpte);
 		FNAME(protect_clean_gpte)(&pte_access, gpte);
@@ -307,7 +306,6 @@ static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
 			continue;
 		if (gfn != sp->gfns[i] && !s12) {
 			kvm_mmu_drop_spte(vcpu->kvm, sptep);
-			vcpu->kvm->mmu->tlbs_dirty++;
 			continue;
 		}
 		nr_present++;

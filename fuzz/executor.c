@@ -1306,11 +1306,13 @@ static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *
 static bool stale_translation_allows_access(struct executor *ex, struct ref_engine *engine,
 					    const struct access_check *check, const struct ref_result *ref,
 					    const struct model_access *expected,
-					    const struct model_access *model)
+					    const struct model_access *model,
+					    const struct cpu_access_result *cpu)
 {
 	if (!shadow_mmu(ex) || model->outcome != REF_OK ||
 	    !translation_checker_allows_access(ex->translations, &check->cpu, cur_vcpu(ex)->vcpu_id, check->gva,
-					       model->gpa, check->kind, check->cpl))
+					       model->gpa, check->kind, check->cpl,
+					       cpu->outcome == CPU_MMIO_EXIT))
 		return false;
 	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
 		ref_revert_ad_writes(engine, ref);
@@ -1425,6 +1427,26 @@ static void trace_access(struct executor *ex, uint32_t index, const struct acces
 	ex->tracer.access(ex->tracer.ctx, &t);
 }
 
+/* A WARN the model hit during the op: one a rule knows ends the run once the op is done
+ * (KVM went on, and so did the model); any other is a finding. */
+static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	static const enum kvm_rule known[] = {
+		[KVM_WARN_UNSYNC_OTHER_AS_TABLE] = RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE,
+		[KVM_WARN_SYNC_REVIVES_MMIO_SPTE] = RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
+	};
+	enum kvm_warning_kind kind = ex->kvm->warning.kind;
+
+	if (kind < sizeof(known) / sizeof(known[0]) && known[kind] != RULE_NONE) {
+		ex->stats.rule_hits[known[kind]]++;
+		ex->shut_down = true;
+		return 0;
+	}
+	set_divergence(div, index, op, CHECK_MODEL_ERROR);
+	snprintf(div->detail, sizeof(div->detail), "KVM would WARN: %s", ex->kvm->warning.what);
+	return 1;
+}
+
 static int op_access(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
 	struct access_check check = {
@@ -1463,6 +1485,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return cpu_failure(ex, index, op, check.gva, &cpu, div);
 	}
 	trace_access(ex, index, &check, &ref, &model, shadow_mmu(ex) ? &cpu : NULL);
+	/* A state KVM should not reach, met during the access (a sync in its fault path). */
+	if (shadow_mmu(ex) && ex->kvm->warning.set)
+		return kvm_warning(ex, index, op, div);
 	log_access(ex, index, &model);
 	checker_expected(&check, &ref, &expected, &rule);
 	if (ref.outcome == REF_OK && expected.outcome != REF_OK)
@@ -1484,7 +1509,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		   mmio_cache_allows_access(ex, engine, &check, &ref, &cpu)) {
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
-		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model)) {
+		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu)) {
 		set_divergence(div, index, op, failed);
 	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, check.kind == REF_WRITE, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
@@ -1499,7 +1524,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 			 "userspace as MMIO\n  ", (unsigned long long)cpu.gpa);
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					   &arch_value) &&
-		   !(stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model) &&
+		   !(stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu) &&
 		     compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					    &arch_value))) {
 		set_divergence(div, index, op, CHECK_MEMORY);
@@ -1718,20 +1743,6 @@ static int audit(struct executor *ex, uint32_t index, const struct op *op, struc
 		return 0;
 	set_divergence(div, index, op, CHECK_INVARIANT);
 	snprintf(div->detail, sizeof(div->detail), "%s", what);
-	return 1;
-}
-
-/* A WARN the model hit during the op: one a rule knows ends the run once the op is done
- * (KVM went on, and so did the model); any other is a finding. */
-static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
-{
-	if (ex->kvm->warning.kind == KVM_WARN_UNSYNC_OTHER_AS_TABLE) {
-		ex->stats.rule_hits[RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE]++;
-		ex->shut_down = true;
-		return 0;
-	}
-	set_divergence(div, index, op, CHECK_MODEL_ERROR);
-	snprintf(div->detail, sizeof(div->detail), "KVM would WARN: %s", ex->kvm->warning.what);
 	return 1;
 }
 

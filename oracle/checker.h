@@ -81,6 +81,12 @@ enum kvm_rule {
 	 * page on every pass without syncing it (found by shadowfuzz; docs/findings.md). The
 	 * run ends there. */
 	RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE,
+	/* FNAME(sync_page) -> sync_mmio_spte stamps an MMIO spte whose gfn the gpte still names
+	 * with the current MMIO generation, without asking whether the gfn has gained a
+	 * memslot since the spte was made: a stale MMIO spte becomes valid again, and the
+	 * guest's accesses through it exit to userspace as MMIO for a gpa that has memory
+	 * (v4.20..v5.4; found by shadowfuzz, docs/findings.md). The run ends there. */
+	RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
 	/* handle_mmio_page_fault answers from the vCPU's MMIO cache (mmio_info_in_cache) before
 	 * it looks at the spte, and only that vCPU's INVLPG, CR3 load or a memslot generation
 	 * ends the entry: after another vCPU remaps the gva, its MMIO access still goes to the

@@ -483,6 +483,7 @@ struct history_query {
 	bool writable;
 	enum ref_access_kind kind; /* an access */
 	int cpl;
+	bool mmio; /* answered as an MMIO exit */
 };
 
 static bool grants_translation(const struct history_query *q, const struct history_record *rec)
@@ -492,7 +493,8 @@ static bool grants_translation(const struct history_query *q, const struct histo
 
 /* SDM vol. 3 §4.6: the access may use a translation with these rights under the current
  * controls. A write through an entry cached clean would make the processor set D in the
- * guest's entry, which a stale entry cannot do: it must have been seen dirty. */
+ * guest's entry, which a stale entry cannot do: it must have been seen dirty, except for
+ * an MMIO write, which KVM emulates without walking (RULE_KVM_MMIO_WRITE_SKIPS_DIRTY). */
 static bool grants_access(const struct history_query *q, const struct history_record *rec)
 {
 	bool user = q->cpl == 3, user_page = rec->access & ACC_USER_MASK;
@@ -500,7 +502,7 @@ static bool grants_access(const struct history_query *q, const struct history_re
 	if (user && !user_page)
 		return false;
 	if (q->kind == REF_WRITE &&
-	    (!rec->dirty || (!(rec->access & ACC_WRITE_MASK) && (user || q->cpu->cr0_wp))))
+	    ((!rec->dirty && !q->mmio) || (!(rec->access & ACC_WRITE_MASK) && (user || q->cpu->cr0_wp))))
 		return false;
 	if (q->kind == REF_FETCH)
 		return (rec->access & ACC_EXEC_MASK) && (user || !user_page || !q->cpu->cr4_smep);
@@ -532,11 +534,12 @@ static bool history_allows(struct translation_checker *tc, const struct history_
 }
 
 bool translation_checker_allows_access(struct translation_checker *tc, const struct ref_cpu_state *cpu,
-				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl)
+				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl,
+				       bool mmio)
 {
 	struct history_query q = {
 		.cpu = cpu, .vcpu_id = vcpu_id, .level = PT_PAGE_TABLE_LEVEL, .gva = gva, .gpa = gpa,
-		.fits = grants_access, .kind = kind, .cpl = cpl,
+		.fits = grants_access, .kind = kind, .cpl = cpl, .mmio = mmio,
 	};
 
 	if (!tc || !cpu || vcpu_id < 0 || vcpu_id > MAX_VCPU_ID)

@@ -84,9 +84,11 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 /* Whether an access (kind, cpl) of gva may be answered with gpa by a translation the
  * guest has not invalidated on vCPU vcpu_id since the checker saw it valid, with rights
  * that permit the access under cpu's controls now (the TLB allowance applied to the
- * access itself). Marks the record used. */
+ * access itself). mmio: the answer is an MMIO exit, whose write KVM emulates without
+ * setting D. Marks the record used. */
 bool translation_checker_allows_access(struct translation_checker *tc, const struct ref_cpu_state *cpu,
-				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl);
+				       int vcpu_id, gva_t gva, gpa_t gpa, enum ref_access_kind kind, int cpl,
+				       bool mmio);
 
 const char *translation_fault_name(enum translation_fault fault);
 int model_translation_format(const struct model_translation *t, char *buf, size_t len);

@@ -508,6 +508,23 @@ static void remote_flush_only_when_the_spte_loses_something(void **state)
 	}
 }
 
+/* Bug S5: need_remote_flush ignores NX, so a gpte write that only sets NX flushes the
+ * local TLB alone. */
+static void s5_nx_write_flushes_no_remote_tlb(void **state)
+{
+	struct fixture *f = make64(1ull << KVM_BUG_S5_REMOTE_FLUSH_IGNORES_NX);
+	uint64_t before;
+
+	(void)state;
+	fault(f, GVA(1), PFERR_WRITE_MASK);
+	f->vcpu->requests = 0;
+	before = f->kvm->stat.remote_tlb_flush;
+	write64(f, T(3) + 1 * 8, T(11) | PWU | A | D | PT64_NX_MASK);
+	assert_int_equal(f->kvm->stat.remote_tlb_flush, before);
+	assert_true(f->vcpu->requests & KVM_REQ_TLB_FLUSH);
+	fixture_free(f);
+}
+
 /* No shadow page tracks anything: the write is not even counted. */
 static void no_indirect_pages_no_work(void **state)
 {
@@ -538,6 +555,7 @@ int main(void)
 		cmocka_unit_test(refill_needs_the_vcpus_role),
 		cmocka_unit_test(nonpaging_context_refills_nothing),
 		cmocka_unit_test(remote_flush_only_when_the_spte_loses_something),
+		cmocka_unit_test(s5_nx_write_flushes_no_remote_tlb),
 		cmocka_unit_test(no_indirect_pages_no_work),
 	};
 

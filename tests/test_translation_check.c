@@ -645,23 +645,30 @@ static void test_stale_access_allowance(void **state)
 	map_g4(PRWU, FRAME | P | U | D);
 	expect_ok(&cpu, tlb(G4, 1, FRAME, AU | AX));
 	set64(T(3) + 32, 0);
-	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3));
-	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 3));
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa + 1, REF_READ, 3));
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 3));
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 1, gva, gpa, REF_READ, 3));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3, false));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 3, false));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa + 1, REF_READ, 3, false));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 3, false));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 1, gva, gpa, REF_READ, 3, false));
 	/* Supervisor accesses of the user page: SMAP and SMEP apply to stale rights too. */
-	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0, false));
 	cpu.cr4_smap = cpu.cr4_smep = true;
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 0));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0, false));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_FETCH, 0, false));
 	cpu.rflags_ac = true;
-	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 0, false));
 	/* CR0.WP=0: a supervisor write needs no W, but a D the guest had. */
 	cpu.cr0_wp = false;
-	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 0));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 0, false));
+	/* Seen clean: a write would have to set D, except as KVM's MMIO emulation does it. */
+	translation_checker_flush_all(fx->tc, 0);
+	set64(T(3) + 32, FRAME | P | U);
+	expect_ok(&cpu, tlb(G4, 1, FRAME, AU | AX));
+	set64(T(3) + 32, 0);
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 0, false));
+	assert_true(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_WRITE, 0, true));
 	translation_checker_invlpg(fx->tc, 0, G4);
-	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3));
+	assert_false(translation_checker_allows_access(fx->tc, &cpu, 0, gva, gpa, REF_READ, 3, false));
 }
 
 /* The TLB caches the guest's tables; KVM must flush when host memory changes. */
