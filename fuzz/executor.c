@@ -1280,6 +1280,74 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 	return true;
 }
 
+/* Bits 52..62 of a PDE or PTE: reserved in PAE paging, ignored in 4- and 5-level paging
+ * (__reset_rsvds_bits_mask). */
+#define LONG_MODE_IGNORED_BITS (((1ull << 63) - 1) & ~((1ull << 52) - 1))
+
+/* The PAE entries a walk read with those bits set, as they were in the reference. */
+struct long_mode_bits {
+	int n;
+	gpa_t gpa[PT_MAX_FULL_LEVELS];
+	uint64_t value[PT_MAX_FULL_LEVELS];
+};
+
+/* RULE_KVM_LONG_MODE_SHADOW_IN_PAE: when a PAE walk faulted on reserved bits, clear bits
+ * 52..62 of its PDEs and PTEs in the reference's memory, so the walk reads them as 4-level
+ * paging does (restore_long_mode_bits puts them back). False if it touched none. */
+static bool ignore_long_mode_bits(struct executor *ex, const struct ref_cpu_state *cpu,
+				  const struct ref_result *walk, struct long_mode_bits *saved)
+{
+	saved->n = 0;
+	if (cpu->mode != PAGING_PAE || walk->outcome != REF_PAGE_FAULT || !(walk->error_code & PFERR_RSVD_MASK))
+		return false;
+	/* entries[0] is the PDPTE register, whose reserved bits KVM checks at MOV CR3. */
+	for (int i = 1; i < walk->n_entries; i++) {
+		uint64_t value = walk->entries[i].value & ~LONG_MODE_IGNORED_BITS;
+
+		if (!walk->entries[i].backed || value == walk->entries[i].value)
+			continue;
+		saved->gpa[saved->n] = walk->entries[i].gpa;
+		saved->value[saved->n++] = walk->entries[i].value;
+		ref_memory_write(ex->ref_mem, cpu->as_id, walk->entries[i].gpa, &value, sizeof(value));
+	}
+	return saved->n > 0;
+}
+
+static void restore_long_mode_bits(struct executor *ex, const struct ref_cpu_state *cpu,
+				   const struct long_mode_bits *saved)
+{
+	for (int i = 0; i < saved->n; i++)
+		ref_memory_write(ex->ref_mem, cpu->as_id, saved->gpa[i], &saved->value[i], sizeof(saved->value[i]));
+}
+
+/* RULE_KVM_LONG_MODE_SHADOW_IN_PAE for an access: the model's answer is the reference's
+ * once the walk reads bits 52..62 as 4-level paging does. */
+static bool long_mode_shadow_allows_access(struct executor *ex, struct ref_engine *engine,
+					   const struct access_check *check, const struct ref_result *ref,
+					   const struct model_access *model)
+{
+	struct long_mode_bits saved;
+	struct model_access expected;
+	struct ref_result other;
+	enum kvm_rule rule;
+	enum check_id failed;
+	bool walked;
+
+	if (!shadow_mmu(ex) || !ignore_long_mode_bits(ex, &check->cpu, ref, &saved))
+		return false;
+	walked = !ref_check(engine, &check->cpu, check->cpl, check->kind, check->gva, &other);
+	if (walked) {
+		checker_expected(check, &other, &expected, &rule);
+		ref_revert_ad_writes(engine, &other);
+	}
+	restore_long_mode_bits(ex, &check->cpu, &saved);
+	if (!walked || !checker_compare(&expected, model, &failed))
+		return false;
+	ex->epoch++;
+	rule_applied(ex, RULE_KVM_LONG_MODE_SHADOW_IN_PAE);
+	return true;
+}
+
 /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for an access: only a present spte kept from the
  * old entry makes KVM answer other than the guest's tables (a fault walks them afresh), so
  * the model succeeded and walked nothing: the reference keeps no A/D writes. */
@@ -1502,6 +1570,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
+		   long_mode_shadow_allows_access(ex, engine, &check, &ref, &model)) {
+		return 0;
+	} else if (!checker_compare(&expected, &model, &failed) &&
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
@@ -1598,6 +1669,25 @@ static bool pse_change_allows_translation(struct translation_walk *w, const stru
 		return false;
 	w->ex->stats.rule_hits[RULE_KVM_PSE_CHANGE_KEEPS_SHADOW]++;
 	return true;
+}
+
+/* RULE_KVM_LONG_MODE_SHADOW_IN_PAE for a translation: valid once the PAE walk reads bits
+ * 52..62 as 4-level paging does. */
+static bool long_mode_shadow_allows_translation(struct translation_walk *w, const struct model_translation *t,
+						const struct translation_verdict *verdict)
+{
+	struct translation_verdict again;
+	struct long_mode_bits saved;
+	bool allowed;
+
+	if (verdict->fault != TRANSLATION_NOT_MAPPED ||
+	    !ignore_long_mode_bits(w->ex, &w->cpu, &verdict->guest, &saved))
+		return false;
+	allowed = translation_check(w->ex->translations, w->engine, &w->cpu, t, &again);
+	restore_long_mode_bits(w->ex, &w->cpu, &saved);
+	if (allowed)
+		w->ex->stats.rule_hits[RULE_KVM_LONG_MODE_SHADOW_IN_PAE]++;
+	return allowed;
 }
 
 /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for a translation: the old entry may name
@@ -1707,7 +1797,8 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 		w->ret = fail(ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 		return;
 	}
-	if (pse_change_allows_translation(w, &t) || aliased_write_allows_translation(w, &t, &verdict))
+	if (pse_change_allows_translation(w, &t) || long_mode_shadow_allows_translation(w, &t, &verdict) ||
+	    aliased_write_allows_translation(w, &t, &verdict))
 		return;
 	translation_divergence(w, &t, translation_fault_name(verdict.fault));
 	{

@@ -87,6 +87,12 @@ enum kvm_rule {
 	 * guest's accesses through it exit to userspace as MMIO for a gpa that has memory
 	 * (v4.20..v5.4; found by shadowfuzz, docs/findings.md). The run ends there. */
 	RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
+	/* kvm_mmu_page_role has no long-mode bit (v4.20..v5.4): a PAE root finds a page
+	 * directory or table shadowed under 4/5-level paging for the same gfn and level, whose
+	 * sptes were built where bits 52..62 of PDEs and PTEs are ignored; PAE reserves them
+	 * (found by shadowfuzz; docs/findings.md). Allowed: a translation or an access that the
+	 * guest's tables give when the PAE walk reads those bits as 4-level paging does. */
+	RULE_KVM_LONG_MODE_SHADOW_IN_PAE,
 	/* handle_mmio_page_fault answers from the vCPU's MMIO cache (mmio_info_in_cache) before
 	 * it looks at the spte, and only that vCPU's INVLPG, CR3 load or a memslot generation
 	 * ends the entry: after another vCPU remaps the gva, its MMIO access still goes to the
