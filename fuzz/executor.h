@@ -34,9 +34,11 @@ struct executor_stats {
 	 * the VM is reset for every program. */
 	struct kvm_vm_stat vm;
 	uint64_t rule_hits[RULE_COUNT];
-	/* Accesses and maps whose gva the harness reserves in the mode actually in force: a
+	/* Accesses and maps whose gva the harness reserves in the mode actually in force (a
 	 * program's ops are valid for the mode its ops set, but a PAE switch that #GPs leaves
-	 * the previous mode in place, where the reference cannot check every gva. */
+	 * the previous mode in place, where the reference cannot check every gva), and
+	 * translations in that range under a root entry the program overwrote through
+	 * another vCPU. */
 	uint64_t harness_skips;
 	uint64_t translations_checked;
 	uint64_t shutdowns;     /* programs KVM shut down (root outside memory), by rule */

@@ -81,7 +81,7 @@ static void print_stats(const struct executor_stats *st, uint64_t divergences)
 	       (unsigned long long)st->programs, (unsigned long long)st->ops,
 	       (unsigned long long)st->accesses, (unsigned long long)st->memslot_ioctls,
 	       (unsigned long long)st->memslot_errors, (unsigned long long)divergences);
-	printf("  %llu accesses/maps not checkable in the mode in force (harness-reserved gva)\n",
+	printf("  %llu accesses/maps/translations not checkable (harness-reserved gva)\n",
 	       (unsigned long long)st->harness_skips);
 	printf("  %llu translations checked, %llu VM shutdowns, %llu CR4.PKE requests refused, "
 	       "%llu physmap fallbacks\n",
