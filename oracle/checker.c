@@ -162,8 +162,8 @@ bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr)
 #define GRANULE 4u
 
 struct aliased_write {
-	int as_id;
 	hva_t hva; /* GRANULE-aligned */
+	int as_id; /* of the last write */
 	gfn_t gfn; /* of the last write */
 };
 
@@ -187,10 +187,10 @@ void aliased_writes_reset(struct aliased_writes *w)
 		w->n = 0;
 }
 
-static struct aliased_write *find_write(const struct aliased_writes *w, int as_id, hva_t hva)
+static struct aliased_write *find_write(const struct aliased_writes *w, hva_t hva)
 {
 	for (size_t i = 0; i < w->n; i++)
-		if (w->records[i].as_id == as_id && w->records[i].hva == hva)
+		if (w->records[i].hva == hva)
 			return &w->records[i];
 	return NULL;
 }
@@ -207,8 +207,8 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
 
 		if (!ref_memory_backing(mem, as_id, at, &hva, NULL))
 			continue;
-		rec = find_write(w, as_id, hva);
-		if (!rec && !ref_memory_hva_aliased(mem, as_id, hva & PAGE_MASK))
+		rec = find_write(w, hva);
+		if (!rec && !ref_memory_hva_aliased(mem, hva & PAGE_MASK))
 			continue;
 		if (!rec) {
 			if (w->n == w->cap) {
@@ -221,8 +221,9 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
 				w->cap = cap;
 			}
 			rec = &w->records[w->n++];
-			*rec = (struct aliased_write){ .as_id = as_id, .hva = hva };
+			*rec = (struct aliased_write){ .hva = hva };
 		}
+		rec->as_id = as_id;
 		rec->gfn = at >> PAGE_SHIFT;
 	}
 	return 0;
@@ -245,8 +246,8 @@ bool checker_aliased_table_write(const struct aliased_writes *w, const struct re
 
 			if (!ref_memory_backing(mem, cpu->as_id, at, &hva, NULL))
 				continue;
-			rec = find_write(w, cpu->as_id, hva);
-			if (rec && rec->gfn != at >> PAGE_SHIFT)
+			rec = find_write(w, hva);
+			if (rec && (rec->as_id != cpu->as_id || rec->gfn != at >> PAGE_SHIFT))
 				return true;
 		}
 	}

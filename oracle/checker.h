@@ -58,11 +58,12 @@ enum kvm_rule {
 	 * cached as MMIO after its gfn got memory: KVM exits as MMIO (found by shadowfuzz). */
 	RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION,
 	/* account_shadowed, rmap_write_protect and mmu_need_write_protect write-protect a
-	 * shadowed table per gfn, and __kvm_set_memory_region rejects only overlapping gpa
-	 * ranges: a guest table in a host page that a second gfn also maps is written through
-	 * that gfn untrapped, and the table's shadow page keeps the old entry (found by
-	 * shadowfuzz; docs/findings.md). Allowed: a translation built from an entry on the
-	 * guest's walk that was last written through another gfn, with the frame of its gpa. */
+	 * shadowed table per memslot and gfn, and __kvm_set_memory_region rejects only
+	 * overlapping gpa ranges: a guest table in a host page that a second gfn (or the other
+	 * address space) also maps is written there untrapped, and the table's shadow page
+	 * keeps the old entry (found by shadowfuzz; docs/findings.md). Allowed: a translation
+	 * built from an entry on the guest's walk that was last written through another gfn
+	 * or address space, with the frame of its gpa. */
 	RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED,
 	/* __gfn_to_pfn_memslot gives RO_FAULT for a write to a KVM_MEM_READONLY slot: KVM
 	 * emulates the write and exits to userspace as MMIO, where the processor would drop
@@ -140,7 +141,8 @@ bool checker_root_unbacked(struct ref_memory *mem, const struct ref_cpu_state *c
 bool checker_smm_root_only_in_as0(struct ref_memory *mem, const struct ref_cpu_state *cpu);
 
 /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED's record: per 4-byte granule of a host page that
- * backs two gpas of one address space, the gfn of the guest's last write to it. */
+ * backs two gpas (in one address space or across both), the address space and gfn of the
+ * guest's last write to it. */
 struct aliased_writes;
 
 struct aliased_writes *aliased_writes_new(void);
@@ -153,7 +155,8 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
 
 /* The rule's condition: an entry the walk read (a PAE PDPTE excepted: the registers are
  * loaded at MOV CR3) was last written through a gfn other than the one the walk reads it
- * through, in a host page that another gfn of the address space mapped at that time. */
+ * through (or in the other address space), in a host page that another gpa mapped at that
+ * time. */
 bool checker_aliased_table_write(const struct aliased_writes *w, const struct ref_memory *mem,
 				 const struct ref_cpu_state *cpu, const struct ref_result *walk);
 /* KVM_GET_DIRTY_LOG against the pages the guest wrote (bit i = page i of the slot, npages

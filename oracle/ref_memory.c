@@ -298,7 +298,7 @@ bool ref_memory_backing(const struct ref_memory *mem, int as_id, gpa_t gpa, hva_
 	return false;
 }
 
-bool ref_memory_hva_aliased(const struct ref_memory *mem, int as_id, hva_t hva)
+bool ref_memory_hva_aliased(const struct ref_memory *mem, hva_t hva)
 {
 	int n = 0;
 
@@ -307,7 +307,7 @@ bool ref_memory_hva_aliased(const struct ref_memory *mem, int as_id, hva_t hva)
 	for (int i = 0; i < mem->n_regions; i++) {
 		const struct ref_region *r = &mem->regions[i];
 
-		if (r->as_id == as_id && hva >= r->hva && hva - r->hva <= r->last - r->gpa)
+		if (hva >= r->hva && hva - r->hva <= r->last - r->gpa)
 			n++;
 	}
 	return n > 1;

@@ -36,9 +36,10 @@ uint8_t *ref_memory_page(struct ref_memory *mem, int as_id, gpa_t gpa, bool for_
 bool ref_memory_backing(const struct ref_memory *mem, int as_id, gpa_t gpa, hva_t *hva,
 			bool *readonly);
 
-/* Whether the host page at hva backs more than one gpa in address space as_id: regions
- * of one address space never overlap in gpa, but may in hva (a VMM may alias memory). */
-bool ref_memory_hva_aliased(const struct ref_memory *mem, int as_id, hva_t hva);
+/* Whether the host page at hva backs more than one gpa, in one address space or across
+ * both: regions of one address space never overlap in gpa, but may in hva (a VMM may alias
+ * memory, and SMRAM's address space usually maps the same RAM as the other). */
+bool ref_memory_hva_aliased(const struct ref_memory *mem, hva_t hva);
 
 /* Whole-buffer access; return 0, or -EFAULT (nothing done) if a byte is not covered. */
 int ref_memory_read(struct ref_memory *mem, int as_id, gpa_t gpa, void *dst, size_t len);
