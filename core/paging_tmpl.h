@@ -279,8 +279,9 @@ static bool FNAME(read_guest)(struct kvm_vcpu *vcpu, gpa_t gpa, void *data, size
  * that flush through tlbs_dirty, which only its MMU notifier consumes (the model has
  * none), so other vCPUs' TLBs keep the translation until they flush, as the guest that
  * changed the gptes without invalidating allows. The rest get their access recomputed on
- * the same pfn, W kept where the spte has it. Bug S12 keeps the spte of a gpte whose gfn changed. Returns how many sptes
- * stay present: 0 makes the caller zap the page, as does a failed read. */
+ * the same pfn, W kept where the spte has it. Bug S12 keeps the spte of a gpte whose gfn
+ * changed. Returns how many sptes stay present: 0 makes the caller zap the page, as does
+ * a failed read. */
 static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
 {
 	bool s12 = kvm_bug(&vcpu->kvm->config, KVM_BUG_S12_SYNC_KEEPS_CHANGED_GFN);
