@@ -833,6 +833,18 @@ static void mmu_pages_clear_parents(struct kvm *kvm, const struct mmu_page_path 
 static int kvm_mmu_prepare_zap_page(struct kvm *kvm, struct kvm_mmu_page *sp,
 				    struct kvm_mmu_page_list *invalid_list);
 
+/* A batch of the unsync walk with no level-1 page in it: an unsync page above level 1
+ * (only the WARN in mmu_need_write_protect makes one) is counted by every walk and handled
+ * by none, so KVM's loop would never end. The model records it and stops the loop. */
+static bool unsync_walk_stuck(struct kvm *kvm, const char *where, int handled)
+{
+	if (handled)
+		return false;
+	kvm_model_warn(kvm, KVM_WARN_UNEXPECTED, "%s would never finish: an unsync page above level 1",
+		       where);
+	return true;
+}
+
 /* mmu_zap_unsync_children: unsync pages below parent are reachable only through it. */
 static int mmu_zap_unsync_children(struct kvm *kvm, struct kvm_mmu_page *parent,
 				   struct kvm_mmu_page_list *invalid_list)
@@ -844,12 +856,16 @@ static int mmu_zap_unsync_children(struct kvm *kvm, struct kvm_mmu_page *parent,
 	if (parent->role.level == PT_PAGE_TABLE_LEVEL)
 		return 0;
 	while (mmu_unsync_walk(kvm, parent, &pages)) {
+		int handled = 0;
+
 		for (int i = mmu_pages_first(&pages, &parents); i < pages.nr;
-		     i = mmu_pages_next(&pages, &parents, i)) {
+		     i = mmu_pages_next(&pages, &parents, i), handled++) {
 			kvm_mmu_prepare_zap_page(kvm, pages.page[i].sp, invalid_list);
 			mmu_pages_clear_parents(kvm, &parents);
-			zapped++;
 		}
+		if (unsync_walk_stuck(kvm, "mmu_zap_unsync_children", handled))
+			break;
+		zapped += handled;
 	}
 	return zapped;
 }
@@ -1057,10 +1073,13 @@ static void mmu_sync_children(struct kvm_vcpu *vcpu, struct kvm_mmu_page *parent
 	TAILQ_INIT(&invalid_list);
 	while (mmu_unsync_walk(kvm, parent, &pages)) {
 		bool protected = false;
-		int i;
+		int i, handled = 0;
 
-		for (i = mmu_pages_first(&pages, &parents); i < pages.nr; i = mmu_pages_next(&pages, &parents, i))
+		for (i = mmu_pages_first(&pages, &parents); i < pages.nr;
+		     i = mmu_pages_next(&pages, &parents, i), handled++)
 			protected |= rmap_write_protect(vcpu, pages.page[i].sp->gfn);
+		if (unsync_walk_stuck(kvm, "mmu_sync_children", handled))
+			break;
 		if (protected) {
 			kvm_flush_remote_tlbs(kvm);
 			flush = false;
