@@ -1398,40 +1398,6 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 	return true;
 }
 
-/* RULE_KVM_MMIO_CACHE_IS_A_TLB: an MMIO exit at a gpa that the vCPU's TLB allowance still
- * gives the gva (a translation seen valid since that vCPU last invalidated the page,
- * with the rights the access needs). KVM's cache hit passes permission_fault under the
- * current controls, which the allowance does not judge: SMEP and SMAP must not apply.
- * The model walked nothing, so the reference keeps no A/D writes. */
-static bool mmio_cache_allows_access(struct executor *ex, struct ref_engine *engine,
-				     const struct access_check *check, const struct ref_result *ref,
-				     const struct cpu_access_result *cpu)
-{
-	struct translation_verdict verdict;
-	struct model_translation t;
-
-	if (!shadow_mmu(ex) || cpu->outcome != CPU_MMIO_EXIT ||
-	    (check->cpl == 0 && (check->cpu.cr4_smep || check->cpu.cr4_smap)))
-		return false;
-	memset(&t, 0, sizeof(t));
-	t.source = TRANSLATION_TLB;
-	t.vcpu_id = cur_vcpu(ex)->vcpu_id;
-	t.as_id = check->cpu.as_id;
-	t.cr3 = check->cpu.cr3;
-	t.gva = check->gva & PAGE_MASK;
-	t.level = PT_PAGE_TABLE_LEVEL;
-	t.mmio = true;
-	t.gpa = cpu->gpa & PAGE_MASK;
-	t.access = (check->kind == REF_WRITE ? ACC_WRITE_MASK : 0) | (check->cpl == 3 ? ACC_USER_MASK : 0);
-	if (!translation_check(ex->translations, engine, &check->cpu, &t, &verdict))
-		return false;
-	if (ref->outcome == REF_OK)
-		ref_revert_ad_writes(engine, ref);
-	ex->epoch++;
-	rule_applied(ex, RULE_KVM_MMIO_CACHE_IS_A_TLB);
-	return true;
-}
-
 /* Whether the reference's A/D write i of an access is still in its memory (a rule may have
  * undone it): the entry differs from what it held before the access's first write to it. */
 static bool ad_write_kept(struct executor *ex, const struct ref_result *ref, int i)
@@ -1583,9 +1549,6 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		note_access_writes(ex, &check, &ref, &cpu);
-		return 0;
-	} else if (!checker_compare(&expected, &model, &failed) &&
-		   mmio_cache_allows_access(ex, engine, &check, &ref, &cpu)) {
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu)) {
@@ -1964,7 +1927,6 @@ static int op_vcpu(struct executor *ex, uint32_t index, const struct op *op)
 	ex->cur = id;
 	return 0;
 }
-
 
 static int run_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {

@@ -27,7 +27,6 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_SYNC_REVIVES_MMIO_SPTE] = "KVM_SYNC_REVIVES_MMIO_SPTE",
 	[RULE_KVM_LONG_MODE_SHADOW_IN_PAE] = "KVM_LONG_MODE_SHADOW_IN_PAE",
 	[RULE_KVM_READONLY_WRITE_IS_MMIO] = "KVM_READONLY_WRITE_IS_MMIO",
-	[RULE_KVM_MMIO_CACHE_IS_A_TLB] = "KVM_MMIO_CACHE_IS_A_TLB",
 };
 
 const char *check_name(enum check_id check) { return check < CHECK_COUNT ? check_names[check] : "?"; }

@@ -94,13 +94,6 @@ enum kvm_rule {
 	 * (found by shadowfuzz; docs/findings.md). Allowed: a translation or an access that the
 	 * guest's tables give when the PAE walk reads those bits as 4-level paging does. */
 	RULE_KVM_LONG_MODE_SHADOW_IN_PAE,
-	/* handle_mmio_page_fault answers from the vCPU's MMIO cache (mmio_info_in_cache) before
-	 * it looks at the spte, and only that vCPU's INVLPG, CR3 load or a memslot generation
-	 * ends the entry: after another vCPU remaps the gva, its MMIO access still goes to the
-	 * old gpa (found by shadowfuzz; docs/findings.md). The architecture allows it: the
-	 * vCPU has not invalidated the old translation. Allowed: an MMIO exit at a gpa the
-	 * vCPU's TLB allowance covers for the gva. */
-	RULE_KVM_MMIO_CACHE_IS_A_TLB,
 	RULE_COUNT
 };
 

@@ -542,9 +542,7 @@ bool translation_checker_allows_access(struct translation_checker *tc, const str
 		.fits = grants_access, .kind = kind, .cpl = cpl, .mmio = mmio,
 	};
 
-	if (!tc || !cpu || vcpu_id < 0 || vcpu_id > MAX_VCPU_ID)
-		return false;
-	return history_allows(tc, &q);
+	return tc && cpu && history_allows(tc, &q);
 }
 
 /* ---- verdicts ---- */
