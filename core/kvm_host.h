@@ -186,6 +186,9 @@ enum kvm_warning_kind {
 	/* Not a WARN in KVM: sync_mmio_spte stamps an MMIO spte of a gfn that has gained a
 	 * memslot with the current generation (RULE_KVM_SYNC_REVIVES_MMIO_SPTE). */
 	KVM_WARN_SYNC_REVIVES_MMIO_SPTE,
+	/* Not a WARN in v4.20..v5.4: kvm_sync_pages syncs a page shadowed for another context
+	 * (EFER.NXE, SMM) with the syncing vCPU's (RULE_KVM_SYNC_IN_OTHER_CONTEXT). */
+	KVM_WARN_SYNC_IN_OTHER_CONTEXT,
 };
 
 struct kvm_model_warning {

@@ -24,7 +24,7 @@ void kvm_model_error(struct kvm *kvm, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const char *fmt, ...)
+void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -1045,7 +1045,10 @@ static bool kvm_sync_page(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp,
 	return __kvm_sync_page(vcpu, sp, invalid_list);
 }
 
-/* kvm_sync_pages: every unsync page of gfn (write-protected by the caller). */
+/* kvm_sync_pages: every unsync page of gfn (write-protected by the caller), whatever its
+ * role: v4.20..v5.4 sync a page of the other address space by reading the gptes from the
+ * vCPU's own (found by shadowfuzz, RULE_KVM_SYNC_IN_OTHER_CONTEXT; FNAME(sync_page) flags
+ * the EFER.NXE case). */
 static bool kvm_sync_pages(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_mmu_page_list *invalid_list)
 {
 	struct kvm_mmu_page *sp;
@@ -1054,6 +1057,10 @@ static bool kvm_sync_pages(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_mmu_page
 	for_each_gfn_indirect_valid_sp(vcpu->kvm, sp, gfn) {
 		if (!sp->unsync)
 			continue;
+		if (sp->role.smm != vcpu->arch.smm)
+			kvm_model_warn(vcpu->kvm, KVM_WARN_SYNC_IN_OTHER_CONTEXT,
+				       "kvm_sync_pages syncs gfn %#llx of address space %d from address space %d",
+				       (unsigned long long)gfn, sp->role.smm ? 1 : 0, vcpu->arch.smm ? 1 : 0);
 		flush |= kvm_sync_page(vcpu, sp, invalid_list);
 	}
 	return flush;

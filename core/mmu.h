@@ -183,6 +183,9 @@ bool page_fault_handle_page_track(struct kvm_vcpu *vcpu, uint32_t error_code, gf
 /* mmu->update_pte: refill a level-1 spte from a new gpte (paging_tmpl.h). */
 void kvm_mmu_update_pte(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp, uint64_t *spte, uint64_t gentry);
 void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep);
+/* Record a WARN KVM would print (or a state it should not reach); the first one counts. */
+void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 bool mmu_page_zap_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *spte);
 int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, int level, gfn_t gfn,
 	     kvm_pfn_t pfn, bool speculative, bool can_unsync, bool host_writable);

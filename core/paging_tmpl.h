@@ -274,6 +274,21 @@ static gpa_t FNAME(get_level1_sp_gpa)(const struct kvm_mmu_page *sp)
 
 static bool FNAME(read_guest)(struct kvm_vcpu *vcpu, gpa_t gpa, void *data, size_t len);
 
+/* The reserved-bit check of FNAME(sync_page) is the syncing vCPU's, not that of the
+ * context the page was shadowed for (v4.20..v5.4 compare only the gpte size): a vCPU with
+ * EFER.NXE keeps a spte for an NX gpte in a page of a vCPU without it, where bit 63 is
+ * reserved. The guest sees the translation after it invalidates (found by shadowfuzz,
+ * RULE_KVM_SYNC_IN_OTHER_CONTEXT). */
+static void FNAME(check_sync_context)(struct kvm_vcpu *vcpu, const struct kvm_mmu_page *sp,
+				      uint64_t gpte)
+{
+	if (PTTYPE == 32 || sp->role.nxe || !(gpte & PT64_NX_MASK))
+		return;
+	kvm_model_warn(vcpu->kvm, KVM_WARN_SYNC_IN_OTHER_CONTEXT,
+		       "FNAME(sync_page) keeps an NX gpte of gfn %#llx in a page shadowed without EFER.NXE",
+		       (unsigned long long)sp->gfn);
+}
+
 /* FNAME(sync_page) (spec §5.5): re-read every gpte behind a non-zero spte of an unsync
  * level-1 page. Invalid gptes and gptes naming another gfn drop their spte; KVM defers
  * that flush through tlbs_dirty, which only its MMU notifier consumes (the model has
@@ -300,6 +315,7 @@ static int FNAME(sync_page)(struct kvm_vcpu *vcpu, struct kvm_mmu_page *sp)
 			return 0;
 		if (FNAME(prefetch_invalid_gpte)(vcpu, sptep, gpte))
 			continue;
+		FNAME(check_sync_context)(vcpu, sp, gpte);
 		gfn = FNAME(gpte_to_gfn)(gpte);
 		pte_access = sp->role.access & FNAME(gpte_access)(gpte);
 		FNAME(protect_clean_gpte)(&pte_access, gpte);

@@ -1476,6 +1476,7 @@ static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op,
 	static const enum kvm_rule known[] = {
 		[KVM_WARN_UNSYNC_OTHER_AS_TABLE] = RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE,
 		[KVM_WARN_SYNC_REVIVES_MMIO_SPTE] = RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
+		[KVM_WARN_SYNC_IN_OTHER_CONTEXT] = RULE_KVM_SYNC_IN_OTHER_CONTEXT,
 	};
 	enum kvm_warning_kind kind = ex->kvm->warning.kind;
 

@@ -88,6 +88,13 @@ enum kvm_rule {
 	 * guest's accesses through it exit to userspace as MMIO for a gpa that has memory
 	 * (v4.20..v5.4; found by shadowfuzz, docs/findings.md). The run ends there. */
 	RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
+	/* kvm_sync_pages syncs every unsync page of a gfn with the syncing vCPU's context, not
+	 * the one the page was shadowed for (v4.20..v5.4 compare only the gpte size): a vCPU
+	 * with EFER.NXE keeps an NX gpte's spte in a page of a vCPU without it, which then
+	 * translates where its walk faults on a reserved bit even after it invalidates; a vCPU
+	 * syncs a page of the other address space from its own (found by shadowfuzz;
+	 * docs/findings.md). The run ends there. */
+	RULE_KVM_SYNC_IN_OTHER_CONTEXT,
 	/* kvm_mmu_page_role has no long-mode bit (v4.20..v5.4): a PAE root finds a page
 	 * directory or table shadowed under 4/5-level paging for the same gfn and level, whose
 	 * sptes were built where bits 52..62 of PDEs and PTEs are ignored; PAE reserves them

@@ -237,6 +237,7 @@ struct ref_engine {
 	/* The configuration of the current run. */
 	gpa_t root;
 	bool pse;
+	bool nxe;
 	int as_id; /* address space of the check in progress */
 	uint64_t busy_ns; /* time spent in ref_check (benchmarks) */
 	uint64_t pdptrs[4];
@@ -1133,6 +1134,7 @@ static int configure(struct ref_engine *e, const struct snapshot_key *k)
 		return uc_fail(e, "uc_context_restore", err);
 	e->root = k->root;
 	e->pse = k->flags & KEY_PSE;
+	e->nxe = k->flags & KEY_NXE;
 	if (write_reg(e, REG_A, cr4) || write_reg(e, REG_B, k->root) || write_reg(e, REG_C, cr0) ||
 	    run_to_stop(e, STUB_SET_CONTROL, "control registers"))
 		return -1;
@@ -1235,6 +1237,7 @@ static void begin_check(struct ref_engine *e, const struct ref_cpu_state *cpu,
 	e->gva = gva;
 	e->root = k->root;
 	e->pse = k->flags & KEY_PSE;
+	e->nxe = k->flags & KEY_NXE;
 	e->as_id = cpu->as_id;
 	if (e->mode == PAGING_PAE)
 		memcpy(e->pdptrs, cpu->pdptrs, sizeof(e->pdptrs));
@@ -1331,11 +1334,26 @@ static bool derive_leaf(const struct ref_engine *e, struct ref_result *out)
 	return true;
 }
 
+/* Reserved bits of an entry that links to a table (SDM vol. 3 §4.4.2, §4.5.4): the
+ * processor faults on them before it reads the table the entry names. */
+static bool link_entry_reserved(const struct ref_engine *e, int level, uint64_t entry)
+{
+	bool pdpte = e->mode == PAGING_PAE && level == PT32E_ROOT_LEVEL;
+
+	if (e->entry_size == 4)
+		return false;
+	if (entry & rsvd_bits(DEFAULT_MAXPHYADDR, 51))
+		return true;
+	return (entry & PT64_NX_MASK) && (!e->nxe || pdpte);
+}
+
 /* Unbacked when a read found no memory, or when the last entry sends the walk into the
- * engine's RAM, which QEMU reads without a callback: programs have no memslot there. */
+ * engine's RAM, which QEMU reads without a callback: programs have no memslot there. An
+ * entry with reserved bits sends the walk nowhere: the fault is its own. */
 static bool walk_read_unbacked(const struct ref_engine *e, const struct ref_result *out)
 {
-	int depth = out->n_entries - 1;
+	int depth = out->n_entries - 1, level;
+	uint64_t last;
 
 	for (int i = 0; i <= depth; i++) {
 		if (!out->entries[i].backed)
@@ -1343,8 +1361,10 @@ static bool walk_read_unbacked(const struct ref_engine *e, const struct ref_resu
 	}
 	if (depth < 0)
 		return false;
-	return points_to_table(e, level_of_depth(e, depth), out->entries[depth].value) &&
-	       table_address(e, out->entries[depth].value) < MMIO_BASE;
+	level = level_of_depth(e, depth);
+	last = out->entries[depth].value;
+	return points_to_table(e, level, last) && !link_entry_reserved(e, level, last) &&
+	       table_address(e, last) < MMIO_BASE;
 }
 
 static int finish_success(struct ref_engine *e, enum ref_access_kind kind, uc_err err,
