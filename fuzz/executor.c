@@ -474,16 +474,16 @@ static bool mmio_exit_allowed(struct executor *ex, bool write, const struct cpu_
 }
 
 /* RULE_KVM_READONLY_WRITE_IS_MMIO: a write that completes on read-only memory (the
- * reference's answer, and no other rule's) must have exited to userspace. False if the
- * model completed it instead. */
+ * model's accepted answer, which a stale translation may have given, and no other rule's)
+ * must have exited to userspace. False if the model completed it instead. */
 static bool readonly_write_exited(struct executor *ex, const struct access_check *check,
-				  const struct ref_result *ref, enum kvm_rule rule,
+				  const struct model_access *model, enum kvm_rule rule,
 				  const struct cpu_access_result *cpu)
 {
 	bool readonly = false;
 
-	if (check->kind != REF_WRITE || ref->outcome != REF_OK || rule != RULE_NONE ||
-	    !ref_memory_backing(ex->ref_mem, guest_as(ex), ref->gpa, NULL, &readonly) || !readonly)
+	if (check->kind != REF_WRITE || model->outcome != REF_OK || rule != RULE_NONE ||
+	    !ref_memory_backing(ex->ref_mem, guest_as(ex), model->gpa, NULL, &readonly) || !readonly)
 		return true;
 	ex->stats.rule_hits[RULE_KVM_READONLY_WRITE_IS_MMIO]++;
 	return cpu->outcome == CPU_MMIO_EXIT;
@@ -1559,7 +1559,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		snprintf(div->detail, sizeof(div->detail),
 			 "the model exited to userspace as MMIO for gpa %#llx, which has memory\n  ",
 			 (unsigned long long)cpu.gpa);
-	} else if (shadow_mmu(ex) && !readonly_write_exited(ex, &check, &ref, rule, &cpu)) {
+	} else if (shadow_mmu(ex) && !readonly_write_exited(ex, &check, &model, rule, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
 		rule = RULE_KVM_READONLY_WRITE_IS_MMIO;
 		snprintf(div->detail, sizeof(div->detail),
