@@ -1398,6 +1398,29 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 	return true;
 }
 
+/* RULE_KVM_MMIO_CACHE_AFTER_WALK: a stale MMIO answer after a fault may come with the A/D
+ * updates of KVM's walk of the current tables, which the stale allowance undid in the
+ * reference: put them back if the guest's entries then agree. */
+static bool mmio_cache_after_walk_allows_entries(struct executor *ex, struct ref_engine *engine,
+						 const struct guest_walker *walker,
+						 const struct access_check *check,
+						 const struct ref_result *ref,
+						 const struct cpu_access_result *cpu)
+{
+	gpa_t bad_gpa;
+	uint64_t model_value, arch_value;
+
+	if (cpu->outcome != CPU_MMIO_EXIT || ref->outcome != REF_OK)
+		return false;
+	ref_redo_ad_writes(engine, ref);
+	if (compare_walked_entries(ex, walker, ref, check->cpu.mode, &bad_gpa, &model_value, &arch_value)) {
+		rule_applied(ex, RULE_KVM_MMIO_CACHE_AFTER_WALK);
+		return true;
+	}
+	ref_revert_ad_writes(engine, ref);
+	return false;
+}
+
 /* Whether the reference's A/D write i of an access is still in its memory (a rule may have
  * undone it): the entry differs from what it held before the access's first write to it. */
 static bool ad_write_kept(struct executor *ex, const struct ref_result *ref, int i)
@@ -1568,8 +1591,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					   &arch_value) &&
 		   !(stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu) &&
-		     compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
-					    &arch_value))) {
+		     (compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
+					     &arch_value) ||
+		      mmio_cache_after_walk_allows_entries(ex, engine, &walker, &check, &ref, &cpu)))) {
 		set_divergence(div, index, op, CHECK_MEMORY);
 		snprintf(div->detail, sizeof(div->detail),
 			 "paging entry at gpa %#llx differs: model %#llx, reference %#llx\n  ",
@@ -1720,6 +1744,16 @@ static void remember_verified(struct executor *ex, struct verified_translation *
 		seen->unit_bucket[seen->n_units++] = (uint16_t)unit_bucket(ex, walk->entries[i].gpa);
 }
 
+/* root_holds_physmap for the guest root a translation came from (a cached root's CR3 is
+ * not the vCPU's). */
+static bool translation_root_holds_physmap(struct translation_walk *w, const struct model_translation *t)
+{
+	struct ref_cpu_state root = w->cpu;
+
+	root.cr3 = t->cr3;
+	return root_holds_physmap(w->ex, &root);
+}
+
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 {
 	struct translation_walk *w = ctx;
@@ -1754,9 +1788,9 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	w->engine = w->engines[kt->vcpu_id];
 	ex->stats.translations_checked++;
 	/* A root entry the program overwrote (through another vCPU, for which the table is
-	 * no root) maps the harness's range with the program's tables, which the reference
-	 * cannot walk there: not checkable, counted. */
-	if (gva_is_harness_reserved(w->cpu.mode, kt->gva) && !root_holds_physmap(ex, &w->cpu)) {
+	 * no root, or while the root waited in prev_roots) maps the harness's range with the
+	 * program's tables, which the reference cannot walk there: not checkable, counted. */
+	if (gva_is_harness_reserved(w->cpu.mode, kt->gva) && !translation_root_holds_physmap(w, &t)) {
 		ex->stats.harness_skips++;
 		return;
 	}

@@ -75,6 +75,13 @@ enum kvm_rule {
 	 * flush, so its sptes lag like a TLB. Allowed: an access answered by a translation the
 	 * checker saw valid on that vCPU since the guest last invalidated the address. */
 	RULE_ARCH_STALE_TRANSLATION,
+	/* An access KVM turned into a page fault walks the guest's current tables and sets
+	 * their A/D bits (FNAME(walk_addr_generic)); the emulator then translates the gva again
+	 * and vcpu_mmio_gva_to_gpa answers from the vCPU's MMIO cache, which may still hold an
+	 * older translation (v4.20..v5.4; found by shadowfuzz, docs/findings.md). A stale answer
+	 * so allowed comes with the current walk's A/D updates, D on a leaf whose page the
+	 * write never reached: a processor sets no A/D for a translation it did not use. */
+	RULE_KVM_MMIO_CACHE_AFTER_WALK,
 	/* mmu_need_write_protect looks write tracking up in the vCPU's address space but
 	 * unsyncs the gfn's shadow pages of every address space: a write in SMM to a gfn that
 	 * outside SMM is a shadowed page directory (or the reverse) unsyncs that higher-level

@@ -1282,15 +1282,24 @@ static void roll_back_ad(struct ref_engine *e)
 	}
 }
 
+static void store_ad_value(struct ref_engine *e, gpa_t gpa, uint32_t value)
+{
+	uint8_t *page = ref_memory_page(e->mem, e->as_id, gpa, true);
+
+	if (page)
+		memcpy(page + (gpa & (PAGE_SIZE - 1)), &value, sizeof(value));
+}
+
 void ref_revert_ad_writes(struct ref_engine *e, const struct ref_result *result)
 {
-	for (int i = result->n_ad_writes - 1; i >= 0; i--) {
-		uint8_t *page = ref_memory_page(e->mem, e->as_id, result->ad_writes[i].gpa, true);
+	for (int i = result->n_ad_writes - 1; i >= 0; i--)
+		store_ad_value(e, result->ad_writes[i].gpa, result->ad_writes[i].old_value);
+}
 
-		if (page)
-			memcpy(page + (result->ad_writes[i].gpa & (PAGE_SIZE - 1)),
-			       &result->ad_writes[i].old_value, sizeof(uint32_t));
-	}
+void ref_redo_ad_writes(struct ref_engine *e, const struct ref_result *result)
+{
+	for (int i = 0; i < result->n_ad_writes; i++)
+		store_ad_value(e, result->ad_writes[i].gpa, result->ad_writes[i].value);
 }
 
 static void keep_ad(struct ref_engine *e, struct ref_result *out)

@@ -77,6 +77,8 @@ int ref_probe(struct ref_engine *engine, const struct ref_cpu_state *cpu, gva_t 
 /* Undo the A/D writes of a successful check (newest first): for a checker rule under which
  * KVM faults where the architecture succeeds, since faulting walks leave memory alone. */
 void ref_revert_ad_writes(struct ref_engine *engine, const struct ref_result *result);
+/* Puts back the A/D updates ref_revert_ad_writes undid. */
+void ref_redo_ad_writes(struct ref_engine *engine, const struct ref_result *result);
 
 /* Nanoseconds the engine spent in ref_check (and ref_probe), for time splits. */
 uint64_t ref_engine_busy_ns(const struct ref_engine *engine);
