@@ -60,6 +60,8 @@ struct campaign {
 	struct engine_stats stats;
 	struct finding_store *store;
 	struct executor *replay;
+	/* The model without the planted bugs (NULL when none are planted). */
+	struct executor *baseline;
 	struct seen_names seen;
 	double start, last_progress, last_scan, first_finding_s, stop_sent_at;
 	unsigned signals_sent;
@@ -392,7 +394,11 @@ static void file_crash(struct campaign *c, const char *path)
 		fprintf(stderr, "shadowfuzz fuzz: %s\n", err);
 		c->io_error = true;
 	} else if (result.is_new) {
-		if (c->first_finding_s < 0 && strcmp(result.signature, SIGNATURE_UNREPRODUCED))
+		/* With planted bugs only a divergence the unmodified model does not show counts
+		 * as the campaign's first (bench bugs measures it). */
+		bool counts = c->baseline ? result.planted : strcmp(result.signature, SIGNATURE_UNREPRODUCED);
+
+		if (c->first_finding_s < 0 && counts)
 			c->first_finding_s = now_s() - c->start;
 		clear_progress(c);
 		fprintf(stderr, "NEW FINDING %s: %s/%s/report.txt\n", result.signature,
@@ -606,6 +612,20 @@ static void print_summary(struct campaign *c, double elapsed)
 		printf("== first divergence after %.1f s\n", c->first_finding_s);
 }
 
+/* The unmodified model, to tell a planted bug's divergences from the model's own. */
+static int open_baseline(struct campaign *c, char *err, size_t errlen)
+{
+	struct kvm_config clean = c->common.config;
+
+	clean.bugs = 0;
+	c->baseline = executor_new(&clean, EXEC_SHADOW_MMU, err, errlen);
+	if (!c->baseline)
+		return -1;
+	executor_set_audit(c->baseline, true);
+	finding_store_set_baseline(c->store, c->baseline);
+	return 0;
+}
+
 static int prepare(struct campaign *c, int n_seeds, char **seeds)
 {
 	char path[4096], err[512], describe[512];
@@ -634,6 +654,10 @@ static int prepare(struct campaign *c, int n_seeds, char **seeds)
 	/* Replays check as `shadowfuzz run` and `trace` do (core's auditor after every op),
 	 * so a finding's signature is the one those commands show. */
 	executor_set_audit(c->replay, true);
+	if (c->common.config.bugs && open_baseline(c, err, sizeof(err))) {
+		fprintf(stderr, "shadowfuzz fuzz: %s\n", err);
+		return -1;
+	}
 	printf("== campaign %s: %s, engine %s x%u, %u s; %u new seed(s)\n", c->out_dir, describe,
 	       engine_name(c->plan.kind), c->plan.jobs, c->plan.seconds, added);
 	fflush(stdout);
@@ -663,6 +687,7 @@ static void release(struct campaign *c)
 		free(c->seen.names[i]);
 	free(c->seen.names);
 	executor_free(c->replay);
+	executor_free(c->baseline);
 	finding_store_free(c->store);
 	if (c->log_fd >= 0)
 		close(c->log_fd);

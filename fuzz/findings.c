@@ -30,6 +30,7 @@ struct finding_store {
 	struct minimize_result min_result;
 	struct divergence min_div;
 	bool have_minimized;
+	struct executor *baseline; /* not owned */
 };
 
 void divergence_signature(const struct divergence *div, char *buf, size_t len)
@@ -102,6 +103,20 @@ struct finding_store *finding_store_open(const char *dir, const char *describe, 
 	return store;
 }
 
+void finding_store_set_baseline(struct finding_store *store, struct executor *baseline)
+{
+	store->baseline = baseline;
+}
+
+/* Whether a diverging input diverges on the baseline too (or cannot be replayed there):
+ * then the planted bugs are not what it found. */
+static bool diverges_without_bugs(struct finding_store *store)
+{
+	static struct divergence div;
+
+	return store->baseline && executor_run(store->baseline, &store->prog, &div) != 0;
+}
+
 void finding_store_free(struct finding_store *store)
 {
 	if (!store)
@@ -172,6 +187,9 @@ static void fill_report(FILE *f, const void *arg)
 	fprintf(f, "model:    %s\n", r->store->describe);
 	fprintf(f, "input:    %s (%zu bytes, %u ops)\n", r->source, r->len, r->n_ops);
 	fprintf(f, "found:    %s\n", when);
+	if (!strncmp(r->signature, SIGNATURE_UNPLANTED_PREFIX, strlen(SIGNATURE_UNPLANTED_PREFIX)))
+		fprintf(f, "note:     the input diverges without the planted bugs too: a finding of the\n"
+			   "          unmodified model (replay it without --bug)\n");
 	fprintf(f, "replay:   shadowfuzz run %s %s/crash-input.bin\n", r->store->describe, r->final_dir);
 	if (r->store->have_minimized) {
 		fprintf(f, "trace:    shadowfuzz trace %s %s/minimized.sfp\n", r->store->describe,
@@ -231,9 +249,16 @@ int finding_store_add(struct finding_store *store, struct executor *ex, const ui
 	program_decode(input, len, &store->prog);
 	report.n_ops = store->prog.n_ops;
 	report.replay = executor_run(ex, &store->prog, &div);
-	if (report.replay > 0)
+	result->planted = false;
+	if (report.replay > 0 && diverges_without_bugs(store)) {
+		char plain[SIGNATURE_MAX - sizeof(SIGNATURE_UNPLANTED_PREFIX) + 1];
+
+		divergence_signature(&div, plain, sizeof(plain));
+		snprintf(result->signature, sizeof(result->signature), SIGNATURE_UNPLANTED_PREFIX "%s", plain);
+	} else if (report.replay > 0) {
+		result->planted = store->baseline != NULL;
 		divergence_signature(&div, result->signature, sizeof(result->signature));
-	else
+	} else
 		snprintf(result->signature, sizeof(result->signature), "%s",
 			 report.replay < 0 ? "harness-error" : SIGNATURE_UNREPRODUCED);
 	report.harness_error = report.replay < 0 ? executor_error(ex) : NULL;

@@ -29,8 +29,18 @@ struct finding_store *finding_store_open(const char *dir, const char *describe, 
 					 size_t errlen);
 void finding_store_free(struct finding_store *store);
 
+/* Prefix of the signature of a divergence that the baseline (the model without the
+ * campaign's planted bugs) shows too: a finding of the unmodified model, not the bug's. */
+#define SIGNATURE_UNPLANTED_PREFIX "unmodified-"
+
+/* With planted bugs, every diverging input is replayed on baseline as well (not owned;
+ * NULL: no attribution). */
+void finding_store_set_baseline(struct finding_store *store, struct executor *baseline);
+
 struct finding_result {
 	bool is_new;
+	/* The divergence needs the planted bugs: it diverges, and not on the baseline. */
+	bool planted;
 	char signature[SIGNATURE_MAX];
 };
 
