@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -557,6 +558,17 @@ static void supervise(struct campaign *c)
 	clear_progress(c);
 }
 
+/* The largest resident set of any engine process the campaign has waited for (ru_maxrss
+ * of the children, grandchildren included once their parent reaped them), in MB. */
+static json_int_t engine_peak_rss_mb(void)
+{
+	struct rusage usage;
+
+	if (getrusage(RUSAGE_CHILDREN, &usage))
+		return -1;
+	return (json_int_t)(usage.ru_maxrss / 1024);
+}
+
 static int write_summary_json(struct campaign *c, double elapsed)
 {
 	json_t *root = json_object(), *findings = json_array();
@@ -573,6 +585,7 @@ static int write_summary_json(struct campaign *c, double elapsed)
 	json_object_set_new(root, "execs", json_integer((json_int_t)c->stats.execs));
 	json_object_set_new(root, "coverage", json_integer((json_int_t)c->stats.coverage));
 	json_object_set_new(root, "corpus", json_integer((json_int_t)c->stats.corpus));
+	json_object_set_new(root, "engine_peak_rss_mb", json_integer(engine_peak_rss_mb()));
 	json_object_set_new(root, "first_divergence_seconds",
 			    c->first_finding_s >= 0 ? json_real(c->first_finding_s) : json_null());
 	for (unsigned i = 0; (sig = finding_store_signature(c->store, i, &inputs)); i++)

@@ -73,11 +73,10 @@ static void libfuzzer_argv(const struct engine_plan *plan, struct argv_builder *
 	/* Programs that expose shadow-MMU bugs are short (corpus/bugs: at most 14 ops, about
 	 * 100 bytes); capping inputs at ~60 ops keeps executions fast and mutations focused. */
 	arg_add(b, "-max_len=%u", ENGINE_MAX_LEN);
-	/* Comparison-distance feedback: what cracks exact entry and field values. */
-	arg_add(b, "-use_value_profile=1");
-	/* The entropic schedule's per-feature bookkeeping took half of all instructions with
-	 * value profiling on; without it a 60 s one-job run made 3.4 times the executions and
-	 * reached more coverage (docs/benchmarks.md). */
+	/* No comparison feedback (-use_value_profile): the libFuzzer presets build without
+	 * trace-cmp, whose hooks cost a third of the executions and found the planted bugs no
+	 * sooner; nor the entropic schedule, whose per-feature bookkeeping took half of all
+	 * instructions (docs/benchmarks.md). */
 	arg_add(b, "-entropic=0");
 	arg_add(b, "-print_final_stats=1");
 	if (plan->dict)

@@ -1,8 +1,8 @@
 /* libFuzzer glue for the structure-aware mutator (mutator.h): linked into a libFuzzer
  * target, these take over mutation and cross-over. One mutation in BYTE_LEVEL_ONE_IN
- * is still libFuzzer's own (LLVMFuzzerMutate), which keeps its comparison-guided byte
- * changes (value profile, dictionary): those crack exact field values the op-level
- * mutations only guess at. */
+ * is still libFuzzer's own (LLVMFuzzerMutate), which keeps its byte changes and the
+ * dictionary's tokens (and, in builds with comparison tracing such as OSS-Fuzz's, its
+ * comparison-guided ones): those reach field values the op-level mutations only guess at. */
 #include <stddef.h>
 #include <stdint.h>
 
