@@ -1398,9 +1398,10 @@ static bool stale_translation_allows_access(struct executor *ex, struct ref_engi
 	return true;
 }
 
-/* RULE_KVM_MMIO_CACHE_AFTER_WALK: a stale MMIO answer after a fault may come with the A/D
- * updates of KVM's walk of the current tables, which the stale allowance undid in the
- * reference: put them back if the guest's entries then agree. */
+/* RULE_KVM_MMIO_CACHE_AFTER_WALK: a stale MMIO answer after a fault (allowed as a stale
+ * or an aliased-write translation) may come with the A/D updates of KVM's walk of the
+ * current tables, which the allowance undid in the reference: put them back if the
+ * guest's entries then agree. */
 static bool mmio_cache_after_walk_allows_entries(struct executor *ex, struct ref_engine *engine,
 						 const struct guest_walker *walker,
 						 const struct access_check *check,
@@ -1572,6 +1573,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
+		mmio_cache_after_walk_allows_entries(ex, engine, &walker, &check, &ref, &cpu);
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
