@@ -189,6 +189,10 @@ enum kvm_warning_kind {
 	/* Not a WARN in v4.20..v5.4: kvm_sync_pages syncs a page shadowed for another context
 	 * (EFER.NXE, SMM) with the syncing vCPU's (RULE_KVM_SYNC_IN_OTHER_CONTEXT). */
 	KVM_WARN_SYNC_IN_OTHER_CONTEXT,
+	/* Not a WARN: mmu_alloc_direct_roots / mmu_alloc_shadow_roots fail with -ENOSPC after
+	 * taking references on the first PAE roots, which nothing drops
+	 * (RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS). */
+	KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS,
 };
 
 struct kvm_model_warning {

@@ -1698,6 +1698,23 @@ static hpa_t root_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t gaddr, int level,
 	return sp->hpa;
 }
 
+/* A PAE root allocation that ran out of pages returns -ENOSPC with root_hpa invalid, so
+ * kvm_mmu_free_roots never drops the references the roots before it took, and the next
+ * kvm_mmu_load takes them again (v4.20..v5.4; found by shadowfuzz,
+ * RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS). */
+static int pae_roots_enospc(struct kvm_vcpu *vcpu, int failed_root)
+{
+	for (int i = 0; i < failed_root; i++) {
+		if (!vcpu->mmu.pae_root[i])
+			continue;
+		kvm_model_warn(vcpu->kvm, KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS,
+			       "PAE root %d: no page available, the roots before it keep a root_count "
+			       "nothing drops", failed_root);
+		break;
+	}
+	return -ENOSPC;
+}
+
 /* mmu_alloc_direct_roots for nonpaging: four PAE-shaped direct roots cover 4 GiB. */
 static int mmu_alloc_direct_roots(struct kvm_vcpu *vcpu)
 {
@@ -1708,7 +1725,7 @@ static int mmu_alloc_direct_roots(struct kvm_vcpu *vcpu)
 				       PT32_ROOT_LEVEL, true);
 
 		if (!VALID_PAGE(root))
-			return -ENOSPC;
+			return pae_roots_enospc(vcpu, i);
 		mmu->pae_root[i] = root | PT_PRESENT_MASK;
 	}
 	mmu->root_hpa = mmu->pae_root_hpa;
@@ -1748,7 +1765,7 @@ static int mmu_alloc_shadow_roots(struct kvm_vcpu *vcpu)
 		}
 		root = root_page(vcpu, root_gfn, (gva_t)i << 30, PT32_ROOT_LEVEL, false);
 		if (!VALID_PAGE(root))
-			return -ENOSPC;
+			return pae_roots_enospc(vcpu, i);
 		mmu->pae_root[i] = root | PT_PRESENT_MASK;
 	}
 	mmu->root_hpa = mmu->pae_root_hpa;

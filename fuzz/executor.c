@@ -1501,6 +1501,7 @@ static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op,
 		[KVM_WARN_UNSYNC_OTHER_AS_TABLE] = RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE,
 		[KVM_WARN_SYNC_REVIVES_MMIO_SPTE] = RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
 		[KVM_WARN_SYNC_IN_OTHER_CONTEXT] = RULE_KVM_SYNC_IN_OTHER_CONTEXT,
+		[KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS] = RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS,
 	};
 	enum kvm_warning_kind kind = ex->kvm->warning.kind;
 

@@ -102,6 +102,12 @@ enum kvm_rule {
 	 * syncs a page of the other address space from its own (found by shadowfuzz;
 	 * docs/findings.md). The run ends there. */
 	RULE_KVM_SYNC_IN_OTHER_CONTEXT,
+	/* mmu_alloc_direct_roots / mmu_alloc_shadow_roots return -ENOSPC when the page budget
+	 * runs out between PAE roots, leaving root_hpa invalid: the roots already taken keep a
+	 * root_count that kvm_mmu_free_roots never drops, and the next kvm_mmu_load counts
+	 * them again (v4.20..v5.4; found by shadowfuzz, docs/findings.md). Core's auditor
+	 * would see root_count above the references. The run ends there. */
+	RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS,
 	/* kvm_mmu_page_role has no long-mode bit (v4.20..v5.4): a PAE root finds a page
 	 * directory or table shadowed under 4/5-level paging for the same gfn and level, whose
 	 * sptes were built where bits 52..62 of PDEs and PTEs are ignored; PAE reserves them
