@@ -193,6 +193,10 @@ enum kvm_warning_kind {
 	 * taking references on the first PAE roots, which nothing drops
 	 * (RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS). */
 	KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS,
+	/* Not a WARN: kvm_mmu_load keeps failing with -ENOSPC because the page budget is
+	 * full of pages make_mmu_pages_available cannot free (roots in use), so KVM_RUN fails
+	 * (RULE_KVM_ROOTS_FILL_PAGE_BUDGET). */
+	KVM_WARN_ROOTS_FILL_PAGE_BUDGET,
 };
 
 struct kvm_model_warning {

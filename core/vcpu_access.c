@@ -37,9 +37,12 @@ bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 	do {
 		r = vcpu_enter_guest_once(vcpu);
 	} while (r == -ENOSPC && (vcpu->requests & KVM_REQ_MMU_RELOAD));
-	if (r < 0)
+	if (r == -ENOSPC)
+		kvm_model_warn(vcpu->kvm, KVM_WARN_ROOTS_FILL_PAGE_BUDGET,
+			       "kvm_mmu_load fails with -ENOSPC: no shadow page can be freed for a root");
+	else if (r < 0)
 		kvm_model_error(vcpu->kvm, "kvm_mmu_load failed (%d)", r);
-	return !(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !vcpu->kvm->error.set;
+	return r == 0 && !(vcpu->requests & KVM_REQ_TRIPLE_FAULT) && !vcpu->kvm->error.set;
 }
 
 /* Hardware permission check of a translation with access acc: shadow paging runs the guest

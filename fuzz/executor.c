@@ -491,11 +491,16 @@ static bool readonly_write_exited(struct executor *ex, const struct access_check
 
 /* A CPU outcome that is not an answer to compare: shutdown (a rule may allow it), livelock
  * or a model crash. Returns 1 with div filled, 0 if a rule allowed it. */
+static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div);
+
 static int cpu_failure(struct executor *ex, uint32_t index, const struct op *op, gva_t gva,
 		       const struct cpu_access_result *res, struct divergence *div)
 {
 	struct ref_cpu_state cpu;
 
+	/* KVM_RUN failed on a state a rule knows (the vCPU could not load its roots). */
+	if (shadow_mmu(ex) && ex->kvm->warning.set)
+		return kvm_warning(ex, index, op, div);
 	ref_cpu_from_vcpu(ex, &cpu);
 	if (res->outcome == CPU_SHUTDOWN && checker_root_unbacked(ex->ref_mem, &cpu)) {
 		ex->stats.rule_hits[RULE_KVM_ROOT_OUTSIDE_MEMSLOT]++;
@@ -1502,6 +1507,7 @@ static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op,
 		[KVM_WARN_SYNC_REVIVES_MMIO_SPTE] = RULE_KVM_SYNC_REVIVES_MMIO_SPTE,
 		[KVM_WARN_SYNC_IN_OTHER_CONTEXT] = RULE_KVM_SYNC_IN_OTHER_CONTEXT,
 		[KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS] = RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS,
+		[KVM_WARN_ROOTS_FILL_PAGE_BUDGET] = RULE_KVM_ROOTS_FILL_PAGE_BUDGET,
 	};
 	enum kvm_warning_kind kind = ex->kvm->warning.kind;
 

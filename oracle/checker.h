@@ -108,6 +108,10 @@ enum kvm_rule {
 	 * them again (v4.20..v5.4; found by shadowfuzz, docs/findings.md). Core's auditor
 	 * would see root_count above the references. The run ends there. */
 	RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS,
+	/* make_mmu_pages_available cannot free pages that are roots in use: with several
+	 * vCPUs (four PAE roots each) the page budget can fill with them, and kvm_mmu_load
+	 * fails with -ENOSPC on every KVM_RUN (v4.20..v5.4). The run ends there. */
+	RULE_KVM_ROOTS_FILL_PAGE_BUDGET,
 	/* kvm_mmu_page_role has no long-mode bit (v4.20..v5.4): a PAE root finds a page
 	 * directory or table shadowed under 4/5-level paging for the same gfn and level, whose
 	 * sptes were built where bits 52..62 of PDEs and PTEs are ignored; PAE reserves them
