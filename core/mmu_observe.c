@@ -157,6 +157,12 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx };
 		struct kvm_mmu *mmu = &w.vcpu->mmu;
 
+		/* A vCPU with a reload pending frees all its roots before it runs the guest
+		 * again (vcpu_enter_guest -> kvm_mmu_unload); until then a root zapped under
+		 * it may still gain sptes from another vCPU's fault path, which no hardware
+		 * walk will see (found by shadowfuzz). */
+		if (w.vcpu->requests & KVM_REQ_MMU_RELOAD)
+			continue;
 		walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
 			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3, true);
