@@ -1542,6 +1542,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 	gpa_t bad_gpa;
 	uint64_t model_value = 0, arch_value = 0;
 	struct cpu_access_result cpu;
+	/* The stale-translation allowance, asked once: it undoes the reference's A/D writes and
+	 * counts the rule. */
+	bool stale = false;
 
 	ref_cpu_from_vcpu(ex, &check.cpu);
 	if (!gva_usable(check.cpu.mode, check.gva)) {
@@ -1588,7 +1591,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
-		   !stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu)) {
+		   !(stale = stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu))) {
 		set_divergence(div, index, op, failed);
 	} else if (shadow_mmu(ex) && !mmio_exit_allowed(ex, check.kind == REF_WRITE, &cpu)) {
 		set_divergence(div, index, op, CHECK_MMIO);
@@ -1603,7 +1606,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 			 "userspace as MMIO\n  ", (unsigned long long)cpu.gpa);
 	} else if (!compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					   &arch_value) &&
-		   !(stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu) &&
+		   !((stale || stale_translation_allows_access(ex, engine, &check, &ref, &expected, &model, &cpu)) &&
 		     (compare_walked_entries(ex, &walker, &ref, check.cpu.mode, &bad_gpa, &model_value,
 					     &arch_value) ||
 		      mmio_cache_after_walk_allows_entries(ex, engine, &walker, &check, &ref, &cpu)))) {
