@@ -269,11 +269,13 @@ static struct vcpu_history *history_of(struct translation_checker *tc, int vcpu_
 	return &tc->vcpus[vcpu_id];
 }
 
-/* a makes b redundant: same gpa, and everything b allows a allows too (the permission
- * rule is monotone in the guest's rights and its D bit). */
+/* a makes b redundant: same gpa, and everything b allows a allows too. The permission
+ * rule is monotone in W, X and the D bit, not in U: a user page is closed to supervisor
+ * data accesses under SMAP and to supervisor fetches under SMEP, so U must be equal. */
 static bool record_covers(const struct history_record *a, const struct history_record *b)
 {
-	return a->gpa == b->gpa && !(b->access & ~a->access) && (a->dirty || !b->dirty);
+	return a->gpa == b->gpa && !(b->access & ~a->access) && (a->dirty || !b->dirty) &&
+	       (a->access & ACC_USER_MASK) == (b->access & ACC_USER_MASK);
 }
 
 static void add_record(struct history_node *node, const struct history_record *rec)
