@@ -1704,14 +1704,14 @@ static hpa_t root_page(struct kvm_vcpu *vcpu, gfn_t gfn, gva_t gaddr, int level,
  * RULE_KVM_ENOSPC_LEAKS_PAE_ROOTS). */
 static int pae_roots_enospc(struct kvm_vcpu *vcpu, int failed_root)
 {
-	for (int i = 0; i < failed_root; i++) {
-		if (!vcpu->mmu.pae_root[i])
-			continue;
+	bool taken = false;
+
+	for (int i = 0; i < failed_root; i++)
+		taken |= vcpu->mmu.pae_root[i] != 0;
+	if (taken)
 		kvm_model_warn(vcpu->kvm, KVM_WARN_ENOSPC_LEAKS_PAE_ROOTS,
 			       "PAE root %d: no page available, the roots before it keep a root_count "
 			       "nothing drops", failed_root);
-		break;
-	}
 	return -ENOSPC;
 }
 

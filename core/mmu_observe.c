@@ -169,7 +169,7 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 		/* A pending flush request makes the TLB unusable: KVM's remote flush kicks the
 		 * vCPU, and it flushes before it runs the guest again (vcpu_enter_guest); so does
 		 * a vCPU without a root, since kvm_mmu_load flushes. */
-		if ((w.vcpu->requests & (KVM_REQ_TLB_FLUSH | KVM_REQ_MMU_RELOAD)) || !VALID_PAGE(mmu->root_hpa))
+		if ((w.vcpu->requests & KVM_REQ_TLB_FLUSH) || !VALID_PAGE(mmu->root_hpa))
 			continue;
 		for (int i = 0; i < w.vcpu->tlb.n; i++)
 			report_tlb(&w, &w.vcpu->tlb.entries[i]);

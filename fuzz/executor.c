@@ -67,9 +67,6 @@ struct executor {
 	uint32_t op_index; /* the op running, for trace events */
 	unsigned next_pool_table;
 	bool shut_down;         /* KVM stopped the VM (RULE_KVM_ROOT_OUTSIDE_MEMSLOT) */
-	/* A rule ended the run in the middle of an op (kvm_warning): what the op left in
-	 * memory is checked no further. */
-	bool ended_by_rule;
 	/* A verified translation stays verified until the epoch moves (memslots, control
 	 * state, CR3, invalidations, a rule rewriting the reference) or an entry its walk
 	 * read is written. An access's A/D writes never make a valid translation invalid,
@@ -1517,7 +1514,6 @@ static int kvm_warning(struct executor *ex, uint32_t index, const struct op *op,
 	if (kind < sizeof(known) / sizeof(known[0]) && known[kind] != RULE_NONE) {
 		ex->stats.rule_hits[known[kind]]++;
 		ex->shut_down = true;
-		ex->ended_by_rule = true;
 		return 0;
 	}
 	set_divergence(div, index, op, CHECK_MODEL_ERROR);
@@ -2034,7 +2030,6 @@ static int reset_for_program(struct executor *ex)
 	ex->cur = 0;
 	ex->next_pool_table = 1;
 	ex->shut_down = false;
-	ex->ended_by_rule = false;
 	ex->epoch++;
 	translation_checker_reset(ex->translations);
 	aliased_writes_reset(ex->aliased_writes);
@@ -2132,7 +2127,9 @@ int executor_finish(struct executor *ex, const struct program *prog, struct dive
 	ex->stats.mmu_enospc += ex->kvm->mmu->stat_enospc;
 	if (!ex->shut_down && audit(ex, last_index, last, div))
 		return 1;
-	if (ex->ended_by_rule || compare_all_memory(ex, &cmp))
+	/* A warning a rule knows ended the run, maybe in the middle of an op: what that op
+	 * left in memory is checked no further. */
+	if ((shadow_mmu(ex) && ex->kvm->warning.set) || compare_all_memory(ex, &cmp))
 		return 0;
 	set_divergence(div, last_index, last, CHECK_MEMORY);
 	snprintf(div->detail, sizeof(div->detail),
