@@ -66,9 +66,9 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "MMIO spte generation: the high part is stored with shift 52 instead of "
 			   "43 (K51/K53), so only 10 generation bits survive",
 		.origin = "introduced by cae7ed3c2cb0 (the seed series), fixed 34c0f6f2695a (2020)",
-		.caught_by = "tests/test_spte (decode(encode(g)) != g); not guest-visible here: "
-			     "sptes from generations >= 1024 only take the slow path",
-		.not_guest_visible = true,
+		.caught_by = "core's auditor (invariant 13: an MMIO spte built for the current "
+			     "generation fails check_mmio_spte once it is >= 1024; the guest sees "
+			     "only the slow path), tests/test_spte (decode(encode(g)) != g)",
 	},
 	[KVM_BUG_B8_L1TF_GFN_MASK] = {
 		.id = "B8",
@@ -109,10 +109,10 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "spte WARNs and the fault fails with -EINVAL",
 		.origin = "KVM: x86/mmu: Treat NX as used (not reserved) for all !TDP shadow "
 			  "MMUs (2021, Fixes b8e8c8303ff2)",
-		.caught_by = "tests/test_walker (shadow_zero_check_follows_uses_nx); not guest-visible here: only "
-			     "leaf sptes carry KVM's own NX, and no MMIO walk reaches a present "
-			     "leaf without the NX-huge-page mitigation",
-		.not_guest_visible = true,
+		.caught_by = "core's auditor (invariant 15: an spte with bits its vCPU's zero-bit "
+			     "check reserves; no MMIO walk reaches a leaf with KVM's own NX without "
+			     "the NX-huge-page mitigation, so the WARN itself never fires here), "
+			     "tests/test_walker (shadow_zero_check_follows_uses_nx)",
 	},
 	[KVM_BUG_B21_NO_SMAP_ANDNOT_WP] = {
 		.id = "B21",
@@ -150,11 +150,12 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "detect_write_misaligned without the 1-byte exception: a 1-byte write at "
 			   "a gpte boundary zaps every shadow page of the table instead of one spte",
 		.origin = "synthetic",
-		.caught_by = "tests/test_pte_write (byte_write_at_a_boundary_drops_only_the_spte); "
-			     "not guest-visible and no invariant breaks: a zapped page is rebuilt from "
-			     "the guest's tables at the next fault, and a 1-byte write refills nothing "
-			     "anyway (gentry 0)",
-		.not_guest_visible = true,
+		.caught_by = "run's comparison with the model without it (DIFFERENT: another vCPU "
+			     "loses a TLB entry the architecture let it keep, since the zap's commit "
+			     "flushes every TLB), tests/test_pte_write "
+			     "(byte_write_at_a_boundary_drops_only_the_spte); no architectural check "
+			     "or invariant breaks: a zapped page is rebuilt at the next fault",
+		.architecture_allows = true,
 	},
 	[KVM_BUG_S6_NO_CR0_WP_ROLE] = {
 		.id = "S6",
@@ -225,12 +226,12 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "execute away updates the spte without a remote TLB flush, so another "
 			   "vCPU keeps executing through its TLB entry",
 		.origin = "synthetic",
-		.caught_by = "tests/test_pte_write.c only: no guest can see it. The other vCPU "
-			     "never invalidated the translation, so the architecture lets its TLB "
-			     "keep X, and each invalidation it can make flushes its TLB in KVM too; "
-			     "KVM's own spte-vs-TLB discipline cannot be checked either, as KVM "
-			     "itself drops U and X without a flush (the CR0.WP=0 trick)",
-		.not_guest_visible = true,
+		.caught_by = "run's comparison with the model without it (DIFFERENT: the other vCPU "
+			     "executes through its TLB where KVM flushed it), tests/test_pte_write.c; "
+			     "no architectural check: that vCPU never invalidated the translation, so "
+			     "the architecture lets it keep X, and KVM itself drops U and X without "
+			     "a flush elsewhere (the CR0.WP=0 trick), so no invariant ties TLB to spte",
+		.architecture_allows = true,
 	},
 };
 

@@ -53,8 +53,11 @@ struct kvm_bug_info {
 	/* What a campaign against it needs besides --bug, as options (NULL: nothing), e.g. the
 	 * profile whose code has the bug or the host it shows on. */
 	const char *campaign_options;
-	/* B6 and B18 cannot be seen by a guest here (caught_by says why): campaigns skip them. */
-	bool not_guest_visible;
+	/* The guest sees only answers the architecture also allows (another vCPU keeps or
+	 * loses a TLB entry it never invalidated), so neither the reference nor core's auditor
+	 * can tell: only `run`'s comparison with the model without the bug (DIFFERENT) and a
+	 * unit test catch it, and bug-finding campaigns skip it. */
+	bool architecture_allows;
 };
 
 struct kvm_config {

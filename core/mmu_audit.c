@@ -418,10 +418,111 @@ static bool audit_flooding(struct audit *a)
 	return true;
 }
 
+/* Whether sp can be in a tree of the vCPU's MMU context: a level below the root (a PAE
+ * tree's level 3 is pae_root, not a shadow page) and the role bits the context gives every
+ * page it builds (all but the level, the quadrant, direct, access and invalid, which vary
+ * down one tree). Pages of other contexts may share the role below their root: a 4-level
+ * tree's level-2 pages serve PAE trees too. */
+static bool built_by_context(const struct kvm_mmu_page *sp, const struct kvm_mmu *mmu)
+{
+	union kvm_mmu_page_role tree = { .level = 0xf, .quadrant = 3, .direct = 1, .access = 7,
+					 .invalid = 1 };
+	int top = mmu->shadow_root_level == PT32E_ROOT_LEVEL ? PT_DIRECTORY_LEVEL : mmu->shadow_root_level;
+
+	return sp->role.level <= top && !((sp->role.word ^ mmu->base_role.word) & ~tree.word);
+}
+
+static bool audit_zero_bits_page(struct audit *a, const struct kvm_vcpu *vcpu,
+				 const struct kvm_mmu_page *sp)
+{
+	for (int i = 0; i < SPTES_PER_PAGE; i++) {
+		uint64_t spte = sp->spt[i];
+		uint64_t bad;
+
+		if (!present(a->kvm, spte))
+			continue;
+		bad = shadow_zero_bits(&vcpu->mmu, spte, sp->role.level);
+		if (bad)
+			return violation(a, "level-%u spte %d of page gfn %#llx is %#llx: bits %#llx are "
+					 "reserved in vCPU %d's sptes (shadow zero-bit check)",
+					 sp->role.level, i, (unsigned long long)sp->gfn,
+					 (unsigned long long)spte, (unsigned long long)bad, vcpu->vcpu_id);
+	}
+	return true;
+}
+
+/* Invariant 15 (spte reserved bits): no present spte in a page of a vCPU's current MMU
+ * context has a bit that context's shadow zero-bit check forbids.
+ * walk_shadow_page_get_mmio_spte WARNs and fails the fault when an MMIO walk crosses one
+ * (v4.20-v5.4), so KVM must keep its own sptes, the NX of FNAME(page_fault)'s CR0.WP=0
+ * trick included, within reset_shadow_zero_bits_mask. */
+static bool audit_zero_bits(struct audit *a)
+{
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		if (sp->role.invalid || is_obsolete_sp(a->kvm, sp))
+			continue;
+		for (int v = 0; v < a->kvm->nr_vcpus; v++) {
+			const struct kvm_vcpu *vcpu = &a->kvm->vcpus[v];
+
+			/* A vCPU with a reload pending gets a new context's roots first. */
+			if (!VALID_PAGE(vcpu->mmu.root_hpa) || (vcpu->requests & KVM_REQ_MMU_RELOAD) ||
+			    !built_by_context(sp, &vcpu->mmu))
+				continue;
+			if (!audit_zero_bits_page(a, vcpu, sp))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Whether gen is a settled generation: not the value of an update in progress (K420:
+ * odd; K51+: KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS), which no MMIO spte may match. */
+static bool settled_generation(const struct kvm *kvm, uint64_t gen)
+{
+	if (kvm->config.profile == KVM_PROFILE_4_20)
+		return !(gen & 1);
+	return !(gen & KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS);
+}
+
+/* Invariant 13 (the fast path takes current sptes): an MMIO spte that mark_mmio_spte would
+ * build, bit for bit, for the current generation of its address space passes
+ * check_mmio_spte. Otherwise every access through it takes the slow path and rebuilds it
+ * unchanged, for as long as the generation stays (bug B6 after generation 1024). */
+static bool audit_mmio_generation(struct audit *a)
+{
+	const struct spte_params *p = &a->kvm->mmu->spte;
+	struct kvm_mmu_page *sp;
+
+	TAILQ_FOREACH(sp, &a->kvm->mmu->active_mmu_pages, link) {
+		uint64_t gen = a->kvm->memslots[sp->role.smm ? 1 : 0]->generation;
+
+		/* mark_mmio_spte sets mmio_cached on the page of every MMIO spte it makes. */
+		if (!sp->mmio_cached || sp->role.invalid || is_obsolete_sp(a->kvm, sp) || !settled_generation(a->kvm, gen))
+			continue;
+		for (int i = 0; i < SPTES_PER_PAGE; i++) {
+			uint64_t spte = sp->spt[i];
+
+			if (!is_mmio_spte(p, spte) || check_mmio_spte(p, spte, gen) ||
+			    make_mmio_spte(p, get_mmio_spte_gfn(p, spte), get_mmio_spte_access(p, spte), gen) != spte)
+				continue;
+			return violation(a, "MMIO spte %d of page gfn %#llx (%#llx) is what generation "
+					 "%#llx builds, but check_mmio_spte rejects it (stored generation "
+					 "decodes as %#llx)",
+					 i, (unsigned long long)sp->gfn, (unsigned long long)spte,
+					 (unsigned long long)gen,
+					 (unsigned long long)get_mmio_spte_generation(p, spte));
+		}
+	}
+	return true;
+}
+
 bool kvm_mmu_audit(struct kvm *kvm, char *msg, size_t len)
 {
 	struct audit a = { .kvm = kvm, .msg = msg, .len = len };
 
 	return audit_hash(&a) && audit_sptes(&a) && audit_totals(&a) && audit_roots(&a) &&
-	       audit_accounting(&a) && audit_budget(&a) && audit_flooding(&a) && audit_unsync(&a);
+	       audit_accounting(&a) && audit_budget(&a) && audit_flooding(&a) && audit_unsync(&a) &&
+	       audit_zero_bits(&a) && audit_mmio_generation(&a);
 }

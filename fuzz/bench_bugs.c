@@ -303,7 +303,7 @@ int cmd_bench_bugs(int argc, char **argv)
 	for (int bug = 0; bug < KVM_BUG_COUNT && !r; bug++) {
 		const struct kvm_bug_info *info = kvm_bug_info(bug);
 
-		if (b.only ? !(b.only & (1ull << bug)) : info->not_guest_visible)
+		if (b.only ? !(b.only & (1ull << bug)) : info->architecture_allows)
 			continue;
 		r = run_bug(&b, bug);
 	}

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,15 +36,86 @@ static void usage_run(FILE *out)
 		     "auditor) the MMU's invariants after every op. Prints a verdict per file.\n"
 		     "  -q, --quiet   print only failures and the summary\n"
 		     "  --against P   also run each program on profile P and require the same\n"
-		     "                guest-visible results (every access's answer, final memory)\n");
+		     "                guest-visible results (every access's answer, final memory)\n"
+		     "With --bug, each program also runs on the same profile without the planted\n"
+		     "bugs and must give the same guest-visible results: a planted bug is a patch,\n"
+		     "and a change a guest can see is reported (DIFFERENT) even where the\n"
+		     "architecture allows both answers (a TLB entry one kernel flushes and the\n"
+		     "other keeps).\n");
 	usage_common(out);
 }
 
-struct run_totals {
-	unsigned files, passed, diverged, bad, differ;
-	bool quiet;
-	struct executor *against; /* second profile, for --against */
+/* A second model every program also runs on, whose guest-visible results must match. */
+struct comparison {
+	struct executor *ex;
+	char label[64]; /* "profile 4.20", "profile 5.1 without the planted bugs" */
+	unsigned differ;
 };
+
+struct run_totals {
+	unsigned files, passed, diverged, bad;
+	bool quiet;
+	struct comparison against[2]; /* --against P; the model without --bug's bugs */
+	int n_against;
+};
+
+/* Runs prog on every comparison model and compares its log with first's; 1 with a
+ * verdict printed when one differs, 1 with div filled when one diverges, -1 on a
+ * harness error, else 0. */
+static int compare_runs(struct run_totals *totals, const char *path, const struct program *prog,
+			const struct executor_log *first, struct divergence *div)
+{
+	static struct executor_log second;
+
+	for (int i = 0; i < totals->n_against; i++) {
+		struct comparison *c = &totals->against[i];
+		char why[256];
+		int ret;
+
+		executor_set_log(c->ex, &second);
+		ret = executor_run(c->ex, prog, div);
+		if (ret < 0) {
+			fprintf(stderr, "%s: harness error: %s\n", path, executor_error(c->ex));
+			return -1;
+		}
+		if (ret)
+			return 1;
+		if (!executor_logs_match(first, &second, why, sizeof(why))) {
+			c->differ++;
+			printf("DIFFERENT %s: %s (on %s)\n", path, why, c->label);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static int add_comparison(struct run_totals *totals, const struct kvm_config *cfg, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* A comparison model with cfg, labelled by fmt; 0, or -1 with the reason printed. */
+static int add_comparison(struct run_totals *totals, const struct kvm_config *cfg, const char *fmt, ...)
+{
+	struct comparison *c = &totals->against[totals->n_against];
+	char err[256];
+	va_list ap;
+
+	c->ex = executor_new(cfg, EXEC_SHADOW_MMU, err, sizeof(err));
+	if (!c->ex) {
+		fprintf(stderr, "shadowfuzz: %s\n", err);
+		return -1;
+	}
+	va_start(ap, fmt);
+	vsnprintf(c->label, sizeof(c->label), fmt, ap);
+	va_end(ap);
+	totals->n_against++;
+	return 0;
+}
+
+static void free_comparisons(struct run_totals *totals)
+{
+	for (int i = 0; i < totals->n_against; i++)
+		executor_free(totals->against[i].ex);
+}
 
 static int run_file(struct executor *ex, const char *path, struct run_totals *totals)
 {
@@ -58,29 +130,20 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 		totals->bad++;
 		return 0;
 	}
-	static struct executor_log first, second;
+	static struct executor_log first;
 
-	executor_set_log(ex, totals->against ? &first : NULL);
+	executor_set_log(ex, totals->n_against ? &first : NULL);
 	ret = executor_run(ex, &prog, &div);
 	if (ret < 0) {
 		fprintf(stderr, "%s: harness error: %s\n", path, executor_error(ex));
 		return -1;
 	}
-	if (ret == 0 && totals->against) {
-		char why[256];
-
-		executor_set_log(totals->against, &second);
-		ret = executor_run(totals->against, &prog, &div);
-		if (ret < 0) {
-			fprintf(stderr, "%s: harness error: %s\n", path, executor_error(totals->against));
-			return -1;
-		}
-		if (ret == 0 && !executor_logs_match(&first, &second, why, sizeof(why))) {
-			totals->differ++;
-			printf("DIFFERENT %s: %s\n", path, why);
-			return 0;
-		}
-	}
+	if (ret == 0)
+		ret = compare_runs(totals, path, &prog, &first, &div);
+	if (ret < 0)
+		return -1;
+	if (ret == 2)
+		return 0;
 	if (ret == 0) {
 		totals->passed++;
 		if (!totals->quiet)
@@ -106,6 +169,7 @@ static int cmd_run(int argc, char **argv)
 	struct path_list files = { 0 };
 	enum kvm_profile against;
 	bool compare = false;
+	unsigned differ = 0;
 	struct executor *ex;
 	char err[256];
 	int opt, ret = 0;
@@ -152,12 +216,19 @@ static int cmd_run(int argc, char **argv)
 		other.host_phys_bits = common.config.host_phys_bits;
 		other.prefetch = common.config.prefetch;
 		other.bugs = common.config.bugs;
-		totals.against = executor_new(&other, EXEC_SHADOW_MMU, err, sizeof(err));
-		if (!totals.against) {
-			fprintf(stderr, "shadowfuzz: %s\n", err);
-			executor_free(ex);
-			return EXIT_USAGE;
-		}
+		ret = add_comparison(&totals, &other, "profile %s", kvm_profile_name(against));
+	}
+	if (!ret && common.config.bugs) {
+		struct kvm_config baseline = common.config;
+
+		baseline.bugs = 0;
+		ret = add_comparison(&totals, &baseline, "profile %s without the planted bugs",
+				     kvm_profile_name(common.profile));
+	}
+	if (ret) {
+		free_comparisons(&totals);
+		executor_free(ex);
+		return EXIT_USAGE;
 	}
 	for (int i = optind; i < argc; i++) {
 		if (path_list_add(&files, argv[i], err, sizeof(err))) {
@@ -170,15 +241,17 @@ static int cmd_run(int argc, char **argv)
 	path_list_free(&files);
 	printf("%u programs: %u passed, %u diverged, %u unreadable (profile %s)", totals.files,
 	       totals.passed, totals.diverged, totals.bad, kvm_profile_name(common.profile));
-	if (compare)
-		printf("; %u with different guest-visible results on profile %s", totals.differ,
-		       kvm_profile_name(against));
+	for (int i = 0; i < totals.n_against; i++) {
+		printf("; %u with different guest-visible results on %s", totals.against[i].differ,
+		       totals.against[i].label);
+		differ += totals.against[i].differ;
+	}
 	printf("\n");
-	executor_free(totals.against);
+	free_comparisons(&totals);
 	executor_free(ex);
 	if (ret || totals.bad)
 		return EXIT_USAGE;
-	return totals.diverged || totals.differ ? EXIT_DIVERGENCE : EXIT_CLEAN;
+	return totals.diverged || differ ? EXIT_DIVERGENCE : EXIT_CLEAN;
 }
 
 /* ---- walk-conformance ---- */
