@@ -199,10 +199,24 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "kvm_mmu_get_page requests a TLB flush instead of KVM_REQ_MMU_SYNC when "
 			   "it finds a page with unsync children: a table linked at a new place "
 			   "brings its stale unsync sptes to addresses the guest never had mapped "
-			   "that way (the v5.8 regression, inverted into this model)",
+			   "that way (the v5.8 regression, inverted into this model; v5.8 predates "
+			   "the B14 fix, so B16 plants B14 too)",
 		.origin = "f6f6195b888c (2020), regression from 8c8560b83390 (v5.8)",
 		.caught_by = "translation check (a spte of an unsync page the guest's tables never "
 			     "gave at that address since its last flush)",
+	},
+	[KVM_BUG_B14_LINK_UNSYNC_CHILDREN] = {
+		.id = "B14",
+		.summary = "FNAME(fetch) links a page with unsync children at a new place and only "
+			   "requests KVM_REQ_MMU_SYNC, which the faulting vCPU serves at its next "
+			   "entry: until then another vCPU walks the new link into stale unsync "
+			   "sptes it already invalidated (the code of v4.20..v5.3; the model carries "
+			   "the fix by default; B16 implies it)",
+		.origin = "fixed by KVM: X86: Synchronize the shadow pagetable before link it, "
+			  "65855ed8b034 (2021), Fixes 4731d4c7a077",
+		.caught_by = "access outcome / translation check on the other vCPU (a stale unsync "
+			     "spte after its own INVLPG), while the faulting vCPU is out of the "
+			     "guest after an MMIO exit",
 	},
 	[KVM_BUG_S10_INVLPG_KEEPS_UNSYNC_SPTE] = {
 		.id = "S10",

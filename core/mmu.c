@@ -1069,7 +1069,7 @@ static bool kvm_sync_pages(struct kvm_vcpu *vcpu, gfn_t gfn, struct kvm_mmu_page
 /* mmu_sync_children: batch by batch, write-protect the unsync pages below parent (one
  * remote flush if that took W from any spte), then sync them and clear their path bits.
  * KVM may break the lock between batches; the model has nobody to yield to. */
-static void mmu_sync_children(struct kvm_vcpu *vcpu, struct kvm_mmu_page *parent)
+void mmu_sync_children(struct kvm_vcpu *vcpu, struct kvm_mmu_page *parent)
 {
 	struct kvm *kvm = vcpu->kvm;
 	struct kvm_mmu_page_list invalid_list;

@@ -187,6 +187,7 @@ void kvm_mmu_drop_spte(struct kvm *kvm, uint64_t *sptep);
 void kvm_model_warn(struct kvm *kvm, enum kvm_warning_kind kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 bool mmu_page_zap_pte(struct kvm *kvm, struct kvm_mmu_page *sp, uint64_t *spte);
+void mmu_sync_children(struct kvm_vcpu *vcpu, struct kvm_mmu_page *parent);
 int set_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, unsigned pte_access, int level, gfn_t gfn,
 	     kvm_pfn_t pfn, bool speculative, bool can_unsync, bool host_writable);
 bool sync_mmio_spte(struct kvm_vcpu *vcpu, uint64_t *sptep, gfn_t gfn, unsigned access,

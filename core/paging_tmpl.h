@@ -428,6 +428,8 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 	struct kvm_shadow_walk_iterator it;
 	unsigned direct_access = gw->pte_access;
 	bool b13 = kvm_bug(&vcpu->kvm->config, KVM_BUG_B13_SINGLE_PT_ACCESS);
+	bool b14 = kvm_bug(&vcpu->kvm->config, KVM_BUG_B14_LINK_UNSYNC_CHILDREN) ||
+		   kvm_bug(&vcpu->kvm->config, KVM_BUG_B16_FLUSH_INSTEAD_OF_SYNC);
 	int top_level = vcpu->mmu.root_level;
 
 	if (top_level == PT32E_ROOT_LEVEL)
@@ -448,6 +450,12 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 					      false, access);
 			if (!sp)
 				return -ENOMEM;
+			/* 65855ed8b034 (the B14 fix, default here): a page found with unsync
+			 * children is synced before it is linked, since the guest need not flush
+			 * when a gpte goes from not present to present. v4.20..v5.3 (and v5.8,
+			 * B16's kernel) only had kvm_mmu_get_page request KVM_REQ_MMU_SYNC. */
+			if (sp->unsync_children && !b14)
+				mmu_sync_children(vcpu, sp);
 		}
 		/* The gpte of the table just write-protected may have changed before. */
 		if (FNAME(gpte_changed)(vcpu, gw, it.level - 1))

@@ -39,6 +39,10 @@ struct exec_vcpu {
 	 * 0's generation: set by an MMIO exit in SMM, cleared when that generation moves. */
 	bool smm_mmio_cache_taint;
 	uint64_t smm_taint_gen;
+	/* The last access ended in an MMIO exit: KVM_RUN returned to the VMM, and the vCPU
+	 * stays out of the guest, its requests pending, until its next guest action; other
+	 * vCPUs and VM ioctls run meanwhile (spec §8 B14's window). */
+	bool out_after_mmio_exit;
 };
 #define VERIFIED_SLOT_BITS 12
 
@@ -171,6 +175,7 @@ static void model_cpu_access(struct executor *ex, const struct cpu_access *acc,
 
 	kvm_vcpu_access(cur_vcpu(ex), acc, res);
 	ex->stats.model_ns += now_ns() - start;
+	cur(ex)->out_after_mmio_exit = res->outcome == CPU_MMIO_EXIT;
 	/* vcpu_cache_mmio_info tags the entry with address space 0's generation even in SMM,
 	 * and leaving SMM (kvm_smm_changed -> kvm_mmu_reset_context) keeps the cache: the
 	 * entry stays usable until that generation moves
@@ -1862,19 +1867,15 @@ static int audit(struct executor *ex, uint32_t index, const struct op *op, struc
 	return 1;
 }
 
-/* After every op on the shadow MMU: the vCPU re-enters the guest (the op was an exit, or
- * ran while the vCPU was out of the guest), so pending requests take effect now; then no
- * model crash and every translation allowed. */
-static int after_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+/* The current vCPU enters the guest (vcpu_enter_guest): its pending requests take effect.
+ * 0, or what cpu_failure makes of a failed entry. */
+static int enter_guest(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
 {
-	uint64_t start;
-	bool entered;
+	uint64_t start = now_ns();
+	bool entered = kvm_vcpu_enter_guest(cur_vcpu(ex));
 
-	if (!shadow_mmu(ex) || ex->shut_down)
-		return 0;
-	start = now_ns();
-	entered = kvm_vcpu_enter_guest(cur_vcpu(ex));
 	ex->stats.model_ns += now_ns() - start;
+	cur(ex)->out_after_mmio_exit = false;
 	if (!entered && !ex->kvm->error.set) {
 		struct cpu_access_result res = { .outcome = CPU_SHUTDOWN };
 		int ret = cpu_failure(ex, index, op, 0, &res, div);
@@ -1886,6 +1887,42 @@ static int after_op(struct executor *ex, uint32_t index, const struct op *op, st
 		struct cpu_access_result res = { .outcome = CPU_MODEL_ERROR };
 
 		return cpu_failure(ex, index, op, 0, &res, div);
+	}
+	return 0;
+}
+
+/* Ops the VMM makes while no vCPU runs (VM ioctls), and the vCPU switch. */
+static bool vm_op(const struct op *op)
+{
+	switch (op->kind) {
+	case OP_MEMSLOT_SET:
+	case OP_MEMSLOT_DELETE:
+	case OP_MEMSLOT_MOVE:
+	case OP_MEMSLOT_FLAGS:
+	case OP_GEN_JUMP:
+	case OP_DIRTY_LOG:
+	case OP_MMU_PAGES:
+	case OP_VCPU:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* After every op on the shadow MMU: the vCPU re-enters the guest (the op was an exit, or
+ * ran while the vCPU was out of the guest), so pending requests take effect now, unless
+ * its last access left it in the VMM with an MMIO exit; then no model crash and every
+ * translation allowed. */
+static int after_op(struct executor *ex, uint32_t index, const struct op *op, struct divergence *div)
+{
+	int ret;
+
+	if (!shadow_mmu(ex) || ex->shut_down)
+		return 0;
+	if (!cur(ex)->out_after_mmio_exit) {
+		ret = enter_guest(ex, index, op, div);
+		if (ret || ex->shut_down)
+			return ret;
 	}
 	if (ex->kvm->warning.set)
 		return kvm_warning(ex, index, op, div);
@@ -2082,7 +2119,12 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	ex->op_index = index;
 	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
-	ret = run_op(ex, index, op, div);
+	/* A guest action of a vCPU the VMM left out after an MMIO exit: KVM_RUN again. */
+	ret = 0;
+	if (shadow_mmu(ex) && cur(ex)->out_after_mmio_exit && !vm_op(op))
+		ret = enter_guest(ex, index, op, div);
+	if (!ret && !ex->shut_down)
+		ret = run_op(ex, index, op, div);
 	if (!ret && ex->aliased_writes_oom)
 		ret = fail(ex, "op %u: out of memory recording aliased table writes", index);
 	if (!ret)
