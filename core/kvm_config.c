@@ -75,7 +75,8 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "MMIO spte gfn decode keeps the L1TF-shifted high bits in the low part: "
 			   "a high MMIO gpa decodes wrong (needs host_phys_bits < 45)",
 		.origin = "fixed by KVM: x86: fix L1TF's MMIO GFN calculation, daa07cbc9ae3 (2018)",
-		.caught_by = "access gpa (an MMIO exit with the wrong gpa)",
+		.caught_by = "translation check (wrong-gpa: the MMIO spte decodes to another gpa), "
+			     "then access gpa (an MMIO exit with the wrong gpa)",
 		.campaign_options = "--host-phys-bits 42",
 	},
 	[KVM_BUG_B9_ZAP_MEMSLOT_WITHOUT_RMAPS] = {
@@ -84,7 +85,8 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 			   "pages whose gfn lies outside the slot keep mapping its frames (variant A)",
 		.origin = "KVM: x86/mmu: Zap only the relevant pages when removing a memslot, "
 			  "4e103134b862 (v5.1), reverted d012a06ab1d2",
-		.caught_by = "translation check (wrong-frame)",
+		.caught_by = "core's auditor (a leaf spte of a gfn without a memslot, at the delete), "
+			     "then translation check (wrong-frame)",
 	},
 	[KVM_BUG_B13_SINGLE_PT_ACCESS] = {
 		.id = "B13",
@@ -162,7 +164,8 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 		.summary = "the page role drops cr0_wp: pages built under CR0.WP=0 are reused "
 			   "after CR0.WP=1",
 		.origin = "synthetic",
-		.caught_by = "access outcome (supervisor write to a read-only page succeeds)",
+		.caught_by = "translation check (too-permissive: the WP=0 page keeps W after "
+			     "CR0.WP=1), then access outcome (the supervisor write succeeds)",
 	},
 	[KVM_BUG_S7_PREFETCH_IGNORES_ACCESSED] = {
 		.id = "S7",
