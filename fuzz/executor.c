@@ -56,6 +56,7 @@ struct executor {
 	struct executor_harness_log *harness_log;
 	struct translation_checker *translations;
 	struct aliased_writes *aliased_writes; /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED */
+	struct ad_updates *ad_updates;         /* RULE_KVM_WALKER_AD_WRITE_UNTRACKED */
 	bool aliased_writes_oom;
 	struct host_memory *host;
 	struct kvm *kvm;
@@ -124,7 +125,9 @@ struct executor *executor_new(const struct kvm_config *cfg, enum exec_model mode
 	if (ex->ref_mem)
 		ex->translations = translation_checker_new(ex->ref_mem);
 	ex->aliased_writes = aliased_writes_new();
-	if (!ex->host || !ex->ref_mem || !ex->kvm || !ex->translations || !ex->aliased_writes) {
+	ex->ad_updates = ad_updates_new();
+	if (!ex->host || !ex->ref_mem || !ex->kvm || !ex->translations || !ex->aliased_writes ||
+	    !ex->ad_updates) {
 		snprintf(err, errlen, "out of memory creating the model");
 		executor_free(ex);
 		return NULL;
@@ -143,6 +146,7 @@ void executor_free(struct executor *ex)
 		kvm_destroy(ex->kvm);
 	translation_checker_free(ex->translations);
 	aliased_writes_free(ex->aliased_writes);
+	ad_updates_free(ex->ad_updates);
 	host_memory_free(ex->host);
 	ref_memory_free(ex->ref_mem);
 	free(ex);
@@ -313,11 +317,14 @@ static void note_guest_write(struct executor *ex, gpa_t gpa, size_t len)
 }
 
 /* A guest write that reached memory through gpa's gfn: KVM tracks it for that gfn only,
- * whatever other gfn maps the same host page (RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED). */
+ * whatever other gfn maps the same host page (RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED);
+ * KVM saw it, unlike the walkers' A/D updates before it
+ * (RULE_KVM_WALKER_AD_WRITE_UNTRACKED). */
 static void note_aliased_write(struct executor *ex, gpa_t gpa, size_t len)
 {
 	if (aliased_writes_note(ex->aliased_writes, ex->ref_mem, guest_as(ex), gpa, len))
 		ex->aliased_writes_oom = true;
+	ad_updates_guest_write(ex->ad_updates, ex->ref_mem, guest_as(ex), gpa, len);
 }
 
 /* A guest write reached gpa in address space as_id: its page belongs in the next
@@ -1366,21 +1373,39 @@ static bool long_mode_shadow_allows_access(struct executor *ex, struct ref_engin
 	return true;
 }
 
-/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for an access: only a present spte kept from the
- * old entry makes KVM answer other than the guest's tables (a fault walks them afresh), so
- * the model succeeded and walked nothing: the reference keeps no A/D writes. */
+/* The rule under which KVM missed a change of an entry the guest's walk read: written
+ * through another gfn or address space, or changed by walkers' A/D updates only;
+ * RULE_NONE if neither. */
+static enum kvm_rule untracked_table_change(struct executor *ex, const struct ref_cpu_state *cpu,
+					    const struct ref_result *walk)
+{
+	if (checker_aliased_table_write(ex->aliased_writes, ex->ref_mem, cpu, walk))
+		return RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED;
+	if (checker_ad_update_changed_entry(ex->ad_updates, ex->ref_mem, cpu, walk))
+		return RULE_KVM_WALKER_AD_WRITE_UNTRACKED;
+	return RULE_NONE;
+}
+
+/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED or RULE_KVM_WALKER_AD_WRITE_UNTRACKED for an
+ * access: only a present spte kept from the old entry makes KVM answer other than the
+ * guest's tables (a fault walks them afresh), so the model succeeded and walked nothing:
+ * the reference keeps no A/D writes. */
 static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *engine,
 					const struct access_check *check, const struct ref_result *ref,
 					const struct model_access *expected,
 					const struct model_access *model)
 {
-	if (!shadow_mmu(ex) || model->outcome != REF_OK ||
-	    !checker_aliased_table_write(ex->aliased_writes, ex->ref_mem, &check->cpu, ref))
+	enum kvm_rule rule;
+
+	if (!shadow_mmu(ex) || model->outcome != REF_OK)
+		return false;
+	rule = untracked_table_change(ex, &check->cpu, ref);
+	if (rule == RULE_NONE)
 		return false;
 	if (ref->outcome == REF_OK && expected->outcome == REF_OK)
 		ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
-	rule_applied(ex, RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED);
+	rule_applied(ex, rule);
 	return true;
 }
 
@@ -1458,6 +1483,9 @@ static void note_access_writes(struct executor *ex, const struct access_check *c
 			continue;
 		note_guest_dirty(ex, guest_as(ex), ref->ad_writes[i].gpa);
 		note_guest_write(ex, ref->ad_writes[i].gpa, 4);
+		if (ad_updates_note(ex->ad_updates, ex->ref_mem, guest_as(ex), ref->ad_writes[i].gpa,
+				    ref->ad_writes[i].value ^ ref->ad_writes[i].old_value))
+			ex->aliased_writes_oom = true;
 	}
 	if (check->kind == REF_WRITE && cpu->outcome == CPU_OK)
 		note_guest_dirty(ex, guest_as(ex), cpu->gpa);
@@ -1703,22 +1731,25 @@ static bool long_mode_shadow_allows_translation(struct translation_walk *w, cons
 	return allowed;
 }
 
-/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED for a translation: the old entry may name
- * another gpa or rights, but the frame must be the memslot backing of the gpa it maps
- * (memslot changes zap or re-check the spte). */
+/* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED or RULE_KVM_WALKER_AD_WRITE_UNTRACKED for a
+ * translation: the old entry may name another gpa or rights, but the frame must be the
+ * memslot backing of the gpa it maps (memslot changes zap or re-check the spte). */
 static bool aliased_write_allows_translation(struct translation_walk *w, const struct model_translation *t,
 					     const struct translation_verdict *verdict)
 {
+	enum kvm_rule rule;
 	hva_t hva = 0;
 	bool backed;
 
-	if (verdict->fault == TRANSLATION_WRONG_FRAME ||
-	    !checker_aliased_table_write(w->ex->aliased_writes, w->ex->ref_mem, &w->cpu, &verdict->guest))
+	if (verdict->fault == TRANSLATION_WRONG_FRAME)
+		return false;
+	rule = untracked_table_change(w->ex, &w->cpu, &verdict->guest);
+	if (rule == RULE_NONE)
 		return false;
 	backed = ref_memory_backing(w->ex->ref_mem, t->as_id, t->gpa, &hva, NULL);
 	if (backed == t->mmio || (backed && hva != t->hva))
 		return false;
-	w->ex->stats.rule_hits[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED]++;
+	w->ex->stats.rule_hits[rule]++;
 	return true;
 }
 
@@ -2070,6 +2101,7 @@ static int reset_for_program(struct executor *ex)
 	ex->epoch++;
 	translation_checker_reset(ex->translations);
 	aliased_writes_reset(ex->aliased_writes);
+	ad_updates_reset(ex->ad_updates);
 	ex->aliased_writes_oom = false;
 	start_vcpu(ex, 0, &ex->kvm->vcpus[0]);
 	if (shadow_mmu(ex) && physmap_install(ex->kvm, ex->host, ex->ref_mem))

@@ -22,6 +22,7 @@ static const char *const rule_names[RULE_COUNT] = {
 	[RULE_KVM_SMM_ROOT_CHECKED_IN_AS0] = "KVM_SMM_ROOT_CHECKED_IN_AS0",
 	[RULE_KVM_SMM_MMIO_CACHE_AS0_GENERATION] = "KVM_SMM_MMIO_CACHE_AS0_GENERATION",
 	[RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED] = "KVM_ALIASED_TABLE_WRITE_UNTRACKED",
+	[RULE_KVM_WALKER_AD_WRITE_UNTRACKED] = "KVM_WALKER_AD_WRITE_UNTRACKED",
 	[RULE_ARCH_STALE_TRANSLATION] = "ARCH_STALE_TRANSLATION",
 	[RULE_KVM_MMIO_CACHE_AFTER_WALK] = "KVM_MMIO_CACHE_AFTER_WALK",
 	[RULE_KVM_SMM_UNSYNC_OTHER_AS_TABLE] = "KVM_SMM_UNSYNC_OTHER_AS_TABLE",
@@ -251,6 +252,114 @@ bool checker_aliased_table_write(const struct aliased_writes *w, const struct re
 				continue;
 			rec = find_write(w, hva);
 			if (rec && (rec->as_id != cpu->as_id || rec->gfn != at >> PAGE_SHIFT))
+				return true;
+		}
+	}
+	return false;
+}
+
+struct ad_update {
+	hva_t hva;     /* GRANULE-aligned */
+	uint32_t bits; /* changed by walkers' A/D updates since the last guest write */
+};
+
+struct ad_updates {
+	struct ad_update *records;
+	size_t n, cap;
+};
+
+struct ad_updates *ad_updates_new(void) { return calloc(1, sizeof(struct ad_updates)); }
+
+void ad_updates_free(struct ad_updates *u)
+{
+	if (u)
+		free(u->records);
+	free(u);
+}
+
+void ad_updates_reset(struct ad_updates *u)
+{
+	if (u)
+		u->n = 0;
+}
+
+static struct ad_update *find_ad_update(const struct ad_updates *u, hva_t hva)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (u->records[i].hva == hva)
+			return &u->records[i];
+	return NULL;
+}
+
+/* Only a dword at 4 mod 8 can be another format's non-A/D bits: a 4-byte entry there is
+ * the high half of an 8-byte one, while every 8-byte entry's A/D bits, and a 4-byte
+ * entry's at 0 mod 8, are A/D bits in every format. */
+int ad_updates_note(struct ad_updates *u, const struct ref_memory *mem, int as_id, gpa_t gpa,
+		    uint32_t bits)
+{
+	struct ad_update *rec;
+	hva_t hva;
+
+	if (!bits || (gpa & 7) != 4 || !ref_memory_backing(mem, as_id, gpa, &hva, NULL))
+		return 0;
+	rec = find_ad_update(u, hva);
+	if (!rec) {
+		if (u->n == u->cap) {
+			size_t cap = u->cap ? u->cap * 2 : 16;
+			struct ad_update *records = realloc(u->records, cap * sizeof(*records));
+
+			if (!records)
+				return -1;
+			u->records = records;
+			u->cap = cap;
+		}
+		rec = &u->records[u->n++];
+		*rec = (struct ad_update){ .hva = hva };
+	}
+	rec->bits |= bits;
+	return 0;
+}
+
+void ad_updates_guest_write(struct ad_updates *u, const struct ref_memory *mem, int as_id,
+			    gpa_t gpa, size_t len)
+{
+	if (!u->n)
+		return;
+	for (gpa_t at = gpa & ~(gpa_t)(GRANULE - 1); at < gpa + len; at += GRANULE) {
+		struct ad_update *rec;
+		hva_t hva;
+
+		if (!ref_memory_backing(mem, as_id, at, &hva, NULL))
+			continue;
+		rec = find_ad_update(u, hva);
+		if (rec)
+			*rec = u->records[--u->n];
+	}
+}
+
+bool checker_ad_update_changed_entry(const struct ad_updates *u, const struct ref_memory *mem,
+				     const struct ref_cpu_state *cpu, const struct ref_result *walk)
+{
+	unsigned size = cpu->mode == PAGING_32 ? 4 : 8;
+	int first = cpu->mode == PAGING_PAE ? 1 : 0;
+
+	if (!u || !u->n || cpu->mode == PAGING_NONE)
+		return false;
+	for (int i = first; i < walk->n_entries; i++) {
+		gpa_t gpa = walk->entries[i].gpa;
+
+		for (gpa_t at = gpa; at < gpa + size; at += GRANULE) {
+			const struct ad_update *rec;
+			uint64_t bits;
+			hva_t hva;
+
+			if (!ref_memory_backing(mem, cpu->as_id, at, &hva, NULL))
+				continue;
+			rec = find_ad_update(u, hva);
+			if (!rec)
+				continue;
+			bits = (uint64_t)rec->bits << (8 * (at - gpa));
+			if (bits & ~(uint64_t)(PT_ACCESSED_MASK | PT_DIRTY_MASK))
 				return true;
 		}
 	}

@@ -65,6 +65,14 @@ enum kvm_rule {
 	 * built from an entry on the guest's walk that was last written through another gfn
 	 * or address space, with the frame of its gpa. */
 	RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED,
+	/* FNAME(update_accessed_dirty_bits) sets A/D with FNAME(cmpxchg_gpte), outside write
+	 * tracking (kvm_mmu_pte_write never sees it), since A/D bits do not shape shadow pages.
+	 * A table that vCPUs walk in two formats breaks that: a 32-bit walk's A bit in the
+	 * high half of a 64-bit entry is an address or reserved bit there, and the 64-bit
+	 * shadow keeps the old entry (found by shadowfuzz). Allowed: a translation built from
+	 * an entry whose bits, other than its own A and D, only such updates changed since the
+	 * guest wrote it, with the frame of its gpa. */
+	RULE_KVM_WALKER_AD_WRITE_UNTRACKED,
 	/* __gfn_to_pfn_memslot gives RO_FAULT for a write to a KVM_MEM_READONLY slot: KVM
 	 * emulates the write and exits to userspace as MMIO, where the processor would drop
 	 * the write to ROM and go on. The write must exit; the guest sees no difference. */
@@ -176,6 +184,26 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
  * time. */
 bool checker_aliased_table_write(const struct aliased_writes *w, const struct ref_memory *mem,
 				 const struct ref_cpu_state *cpu, const struct ref_result *walk);
+/* RULE_KVM_WALKER_AD_WRITE_UNTRACKED's record: per 4-byte granule (by host address) that
+ * a 32-bit walk's A/D update hit at the high half of an 8-byte-aligned qword, the bits
+ * walkers' A/D updates changed there since the guest last wrote it. */
+struct ad_updates;
+
+struct ad_updates *ad_updates_new(void);
+void ad_updates_free(struct ad_updates *u);
+void ad_updates_reset(struct ad_updates *u);
+/* A walk's A/D update of the dword at gpa in address space as_id changed bits (old ^ new).
+ * Returns 0, or -1 when out of memory. */
+int ad_updates_note(struct ad_updates *u, const struct ref_memory *mem, int as_id, gpa_t gpa,
+		    uint32_t bits);
+/* A guest write of [gpa, gpa + len) in address space as_id: the granules' records end. */
+void ad_updates_guest_write(struct ad_updates *u, const struct ref_memory *mem, int as_id,
+			    gpa_t gpa, size_t len);
+/* The rule's condition: an entry the walk read (a PAE PDPTE excepted) holds a bit other
+ * than its own A and D that only walkers' A/D updates changed since the guest wrote it. */
+bool checker_ad_update_changed_entry(const struct ad_updates *u, const struct ref_memory *mem,
+				     const struct ref_cpu_state *cpu, const struct ref_result *walk);
+
 /* KVM_GET_DIRTY_LOG against the pages the guest wrote (bit i = page i of the slot, npages
  * pages): the reported bitmap may be a superset, as KVM's is, but must hold every written
  * page. Returns the first written page missing from reported, or -1; *missing counts them. */

@@ -171,6 +171,44 @@ static void aliased_table_write_needs_another_gfn(void **state)
 	ref_memory_free(mem);
 }
 
+/* KVM_WALKER_AD_WRITE_UNTRACKED: a 32-bit walk's A/D update at 4 mod 8 changes bits 37/38
+ * of the 8-byte entry there, which a 64-bit walk reads as address bits; at 0 mod 8 it is
+ * that entry's own A/D, and a 32-bit walk of the same dword reads its own A/D too. A guest
+ * write (tracked by KVM) ends the record. */
+static void ad_update_changes_other_format_bits(void **state)
+{
+	struct ref_memory *mem = ref_memory_new();
+	struct ad_updates *u = ad_updates_new();
+	struct ref_cpu_state cpu = { .mode = PAGING_4LEVEL };
+	struct ref_result walk = { .outcome = REF_OK, .n_entries = 2 };
+	uint32_t a = PT_ACCESSED_MASK;
+
+	walk.entries[0].gpa = 0x100008;
+	walk.entries[1].gpa = 0x101000;
+	assert_non_null(mem);
+	assert_non_null(u);
+	assert_int_equal(ref_memory_set_region(mem, 0, 0, 0x100000, 0x20000, 0x100000100000ull, false), 0);
+	/* The entry's own A (0 mod 8): nothing recorded. */
+	assert_int_equal(ad_updates_note(u, mem, 0, 0x101000, a), 0);
+	assert_false(checker_ad_update_changed_entry(u, mem, &cpu, &walk));
+	/* A 32-bit walk's A in the high half: bit 37 of the 64-bit entry. */
+	assert_int_equal(ad_updates_note(u, mem, 0, 0x101004, a), 0);
+	assert_true(checker_ad_update_changed_entry(u, mem, &cpu, &walk));
+	/* A 32-bit walk reading that dword sees its own A. */
+	cpu.mode = PAGING_32;
+	walk.entries[1].gpa = 0x101004;
+	assert_false(checker_ad_update_changed_entry(u, mem, &cpu, &walk));
+	/* Another entry, or after the guest wrote the dword: not this update. */
+	cpu.mode = PAGING_4LEVEL;
+	walk.entries[1].gpa = 0x101008;
+	assert_false(checker_ad_update_changed_entry(u, mem, &cpu, &walk));
+	walk.entries[1].gpa = 0x101000;
+	ad_updates_guest_write(u, mem, 0, 0x101000, 8);
+	assert_false(checker_ad_update_changed_entry(u, mem, &cpu, &walk));
+	ad_updates_free(u);
+	ref_memory_free(mem);
+}
+
 /* KVM_GET_DIRTY_LOG may report pages nobody wrote (KVM marks a page when it makes its spte
  * writable), never drop one that was written. */
 static void dirty_log_superset_allowed_missing_page_rejected(void **state)
@@ -198,6 +236,7 @@ int main(void)
 		cmocka_unit_test(compare_names_first_difference),
 		cmocka_unit_test(pdpte_validity),
 		cmocka_unit_test(aliased_table_write_needs_another_gfn),
+		cmocka_unit_test(ad_update_changes_other_format_bits),
 		cmocka_unit_test(dirty_log_superset_allowed_missing_page_rejected),
 	};
 
