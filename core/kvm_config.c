@@ -47,8 +47,8 @@ static const struct kvm_bug_info bug_table[KVM_BUG_COUNT] = {
 	[KVM_BUG_B1_WRAP_IN_ONE_AS_ONLY] = {
 		.id = "B1",
 		.summary = "MMIO generation wrap detected only when (gen & mask) == 0: an address "
-			   "space whose generations never reach 0 (K420 AS0 starts at -150) never "
-			   "zaps, and old MMIO sptes match again after a wrap",
+			   "space whose generations never reach 0 (K420 AS0 starts at -150; K51+ AS1's "
+			   "are odd) never zaps, and old MMIO sptes match again after a wrap",
 		.origin = "fixed by KVM: x86/mmu: Detect MMIO generation wrap in any address "
 			  "space (v5.1)",
 		.caught_by = "translation check (wrong-frame: MMIO spte for memory) / mmio check",
