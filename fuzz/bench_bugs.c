@@ -39,7 +39,8 @@ static void usage_bench_bugs(FILE *out)
 {
 	fprintf(out,
 		"usage: shadowfuzz bench bugs [--trials K] [--time T] [--bug ID]... [--out DIR]\n"
-		"For every bug switch a guest can see (or each --bug), K campaigns of at most T\n"
+		"For every bug switch a campaign's checks can see (all but those whose answers\n"
+		"the architecture also allows, S4 and S5; or each --bug), K campaigns of at most T\n"
 		"seconds (default 3 x 600), each with its own seed, from the generic seed corpus\n"
 		"(--seeds, default ./corpus: its top-level programs only, never corpus/bugs),\n"
 		"stopping at the first divergence. Prints a table (bug, detected k/K, median and\n"

@@ -57,7 +57,7 @@ struct executor {
 	struct translation_checker *translations;
 	struct aliased_writes *aliased_writes; /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED */
 	struct ad_updates *ad_updates;         /* RULE_KVM_WALKER_AD_WRITE_UNTRACKED */
-	bool aliased_writes_oom;
+	bool untracked_writes_oom;
 	struct host_memory *host;
 	struct kvm *kvm;
 	struct ref_memory *ref_mem;
@@ -323,7 +323,7 @@ static void note_guest_write(struct executor *ex, gpa_t gpa, size_t len)
 static void note_aliased_write(struct executor *ex, gpa_t gpa, size_t len)
 {
 	if (aliased_writes_note(ex->aliased_writes, ex->ref_mem, guest_as(ex), gpa, len))
-		ex->aliased_writes_oom = true;
+		ex->untracked_writes_oom = true;
 	ad_updates_guest_write(ex->ad_updates, ex->ref_mem, guest_as(ex), gpa, len);
 }
 
@@ -1390,7 +1390,7 @@ static enum kvm_rule untracked_table_change(struct executor *ex, const struct re
  * access: only a present spte kept from the old entry makes KVM answer other than the
  * guest's tables (a fault walks them afresh), so the model succeeded and walked nothing:
  * the reference keeps no A/D writes. */
-static bool aliased_write_allows_access(struct executor *ex, struct ref_engine *engine,
+static bool untracked_change_allows_access(struct executor *ex, struct ref_engine *engine,
 					const struct access_check *check, const struct ref_result *ref,
 					const struct model_access *expected,
 					const struct model_access *model)
@@ -1485,7 +1485,7 @@ static void note_access_writes(struct executor *ex, const struct access_check *c
 		note_guest_write(ex, ref->ad_writes[i].gpa, 4);
 		if (ad_updates_note(ex->ad_updates, ex->ref_mem, guest_as(ex), ref->ad_writes[i].gpa,
 				    ref->ad_writes[i].value ^ ref->ad_writes[i].old_value))
-			ex->aliased_writes_oom = true;
+			ex->untracked_writes_oom = true;
 	}
 	if (check->kind == REF_WRITE && cpu->outcome == CPU_OK)
 		note_guest_dirty(ex, guest_as(ex), cpu->gpa);
@@ -1615,7 +1615,7 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		   long_mode_shadow_allows_access(ex, engine, &check, &ref, &model)) {
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
-		   aliased_write_allows_access(ex, engine, &check, &ref, &expected, &model)) {
+		   untracked_change_allows_access(ex, engine, &check, &ref, &expected, &model)) {
 		mmio_cache_after_walk_allows_entries(ex, engine, &walker, &check, &ref, &cpu);
 		note_access_writes(ex, &check, &ref, &cpu);
 		return 0;
@@ -1734,7 +1734,7 @@ static bool long_mode_shadow_allows_translation(struct translation_walk *w, cons
 /* RULE_KVM_ALIASED_TABLE_WRITE_UNTRACKED or RULE_KVM_WALKER_AD_WRITE_UNTRACKED for a
  * translation: the old entry may name another gpa or rights, but the frame must be the
  * memslot backing of the gpa it maps (memslot changes zap or re-check the spte). */
-static bool aliased_write_allows_translation(struct translation_walk *w, const struct model_translation *t,
+static bool untracked_change_allows_translation(struct translation_walk *w, const struct model_translation *t,
 					     const struct translation_verdict *verdict)
 {
 	enum kvm_rule rule;
@@ -1859,7 +1859,7 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 		return;
 	}
 	if (pse_change_allows_translation(w, &t) || long_mode_shadow_allows_translation(w, &t, &verdict) ||
-	    aliased_write_allows_translation(w, &t, &verdict))
+	    untracked_change_allows_translation(w, &t, &verdict))
 		return;
 	translation_divergence(w, &t, translation_fault_name(verdict.fault));
 	{
@@ -2102,7 +2102,7 @@ static int reset_for_program(struct executor *ex)
 	translation_checker_reset(ex->translations);
 	aliased_writes_reset(ex->aliased_writes);
 	ad_updates_reset(ex->ad_updates);
-	ex->aliased_writes_oom = false;
+	ex->untracked_writes_oom = false;
 	start_vcpu(ex, 0, &ex->kvm->vcpus[0]);
 	if (shadow_mmu(ex) && physmap_install(ex->kvm, ex->host, ex->ref_mem))
 		return fail(ex, "cannot install the harness's physmap");
@@ -2157,8 +2157,8 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 		ret = enter_guest(ex, index, op, div);
 	if (!ret && !ex->shut_down)
 		ret = run_op(ex, index, op, div);
-	if (!ret && ex->aliased_writes_oom)
-		ret = fail(ex, "op %u: out of memory recording aliased table writes", index);
+	if (!ret && ex->untracked_writes_oom)
+		ret = fail(ex, "op %u: out of memory recording untracked table writes", index);
 	if (!ret)
 		ret = after_op(ex, index, op, div);
 	if (ret > 0) {
