@@ -1305,6 +1305,58 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 	return true;
 }
 
+/* Whether the leaf spte the hardware walk of gva reaches on the current vCPU lacks U and
+ * sits in a page built with CR4.SMAP on and CR0.WP off (role.smap_andnot_wp): the WP=0
+ * trick made it under SMAP, not before SMAP was set (that page is not reused: bug B21). */
+static bool leaf_spte_made_supervisor_under_smap(struct executor *ex, gva_t gva)
+{
+	struct kvm_shadow_walk walk;
+	const struct kvm_shadow_walk_step *leaf;
+
+	kvm_mmu_shadow_walk(cur_vcpu(ex), gva, &walk);
+	if (!walk.n)
+		return false;
+	leaf = &walk.steps[walk.n - 1];
+	return leaf->has_sp && leaf->role.smap_andnot_wp &&
+	       is_shadow_present_pte(&ex->kvm->mmu->spte, leaf->spte) &&
+	       is_last_spte(leaf->spte, leaf->level) && !(leaf->spte & PT_USER_MASK);
+}
+
+/* RULE_KVM_SMAP_AC_WP0_SUPERVISOR_PAGE: a supervisor data access that faulted for SMAP
+ * alone (CR0.WP=0, EFLAGS.AC=0, a user leaf) may be answered as with AC=1 when the spte
+ * KVM's CR0.WP=0 trick made lacks U while the guest's leaf has it. The reference redoes
+ * the access with AC=1 and keeps that access's writes. */
+static bool smap_ac_trick_allows_access(struct executor *ex, struct ref_engine *engine,
+					const struct access_check *check, const struct ref_result *ref,
+					const struct model_access *model)
+{
+	struct access_check with_ac = *check;
+	struct model_access expected;
+	struct ref_result other;
+	enum kvm_rule rule;
+	enum check_id failed;
+
+	if (!shadow_mmu(ex) || model->outcome != REF_OK || ref->outcome != REF_PAGE_FAULT ||
+	    check->cpl == 3 || check->kind == REF_FETCH || !check->cpu.cr4_smap ||
+	    check->cpu.cr0_wp || check->cpu.rflags_ac ||
+	    (ref->error_code & (PFERR_RSVD_MASK | PFERR_USER_MASK)) ||
+	    !leaf_spte_made_supervisor_under_smap(ex, check->gva))
+		return false;
+	with_ac.cpu.rflags_ac = true;
+	if (ref_check(engine, &with_ac.cpu, with_ac.cpl, with_ac.kind, with_ac.gva, &other))
+		return false;
+	checker_expected(&with_ac, &other, &expected, &rule);
+	if (other.outcome != REF_OK || other.leaf_level == 0 || !(other.entries[other.n_entries - 1].value & PT_USER_MASK) ||
+	    !checker_compare(&expected, model, &failed)) {
+		if (other.outcome == REF_OK)
+			ref_revert_ad_writes(engine, &other);
+		return false;
+	}
+	ex->epoch++;
+	rule_applied(ex, RULE_KVM_SMAP_AC_WP0_SUPERVISOR_PAGE);
+	return true;
+}
+
 /* Bits 52..62 of a PDE or PTE: reserved in PAE paging, ignored in 4- and 5-level paging
  * (__reset_rsvds_bits_mask). */
 #define LONG_MODE_IGNORED_BITS (((1ull << 63) - 1) & ~((1ull << 52) - 1))
@@ -1613,6 +1665,9 @@ static int op_access(struct executor *ex, uint32_t index, const struct op *op, s
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   long_mode_shadow_allows_access(ex, engine, &check, &ref, &model)) {
+		return 0;
+	} else if (!checker_compare(&expected, &model, &failed) &&
+		   smap_ac_trick_allows_access(ex, engine, &check, &ref, &model)) {
 		return 0;
 	} else if (!checker_compare(&expected, &model, &failed) &&
 		   untracked_change_allows_access(ex, engine, &check, &ref, &expected, &model)) {

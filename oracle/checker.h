@@ -73,6 +73,14 @@ enum kvm_rule {
 	 * an entry whose bits, other than its own A and D, only such updates changed since the
 	 * guest wrote it, with the frame of its gpa. */
 	RULE_KVM_WALKER_AD_WRITE_UNTRACKED,
+	/* FNAME(page_fault)'s CR0.WP=0 trick turns a user page a supervisor write hits into a
+	 * supervisor page. Documentation/virtual/kvm/mmu.txt: with CR4.SMAP on, "KVM will
+	 * directly inject #PF" for that write, so the trick never meets SMAP; but EFLAGS.AC=1
+	 * lets the write through, and once AC is clear again supervisor accesses to the page
+	 * hit a supervisor spte where SMAP faults (found by shadowfuzz). Allowed: a supervisor
+	 * data access the architecture faults for SMAP, answered as with AC=1, through a leaf
+	 * spte without U whose guest leaf has U. */
+	RULE_KVM_SMAP_AC_WP0_SUPERVISOR_PAGE,
 	/* __gfn_to_pfn_memslot gives RO_FAULT for a write to a KVM_MEM_READONLY slot: KVM
 	 * emulates the write and exits to userspace as MMIO, where the processor would drop
 	 * the write to ROM and go on. The write must exit; the guest sees no difference. */
