@@ -193,8 +193,9 @@ static bool hw_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, struct 
 	return true;
 }
 
-/* x86_emulate_instruction for the access: the emulator translates gva itself (the MMIO
- * cache first, as vcpu_mmio_gva_to_gpa does), then reads or writes guest memory; a write
+/* x86_emulate_instruction for the access: the emulator translates gva itself (a direct
+ * MMU's fault address, else the MMIO cache first, as vcpu_mmio_gva_to_gpa does), then reads
+ * or writes guest memory; a write
  * goes through page tracking (kvm_page_track_write -> kvm_mmu_pte_write). */
 static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, struct cpu_access_result *res)
 {
@@ -206,8 +207,15 @@ static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, st
 
 	res->emulated = true;
 	trace_kvm_emulate_insn(vcpu->kvm, a->gva);
-	if (vcpu_match_mmio_gva(vcpu, a->gva) &&
-	    !permission_fault(vcpu, &vcpu->mmu, vcpu->mmio_access, 0, pfec)) {
+	if (vcpu->mmu.direct_map) {
+		/* kvm_mmu_page_fault (v4.20..v5.4) hands a direct MMU's fault address to the
+		 * emulator (gpa_available, gpa_val), and emulator_read_write_onepage uses it
+		 * instead of the gva MMIO cache, which a paging mode may have left behind:
+		 * vcpu_is_mmio_gpa. */
+		gpa = a->gva;
+		mmio = vcpu_match_mmio_gpa(vcpu, gpa);
+	} else if (vcpu_match_mmio_gva(vcpu, a->gva) &&
+		   !permission_fault(vcpu, &vcpu->mmu, vcpu->mmio_access, 0, pfec)) {
 		gpa = (vcpu->mmio_gfn << PAGE_SHIFT) | (a->gva & ~PAGE_MASK);
 		mmio = true;
 	} else {
