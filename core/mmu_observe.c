@@ -8,6 +8,7 @@ struct observe_walk {
 	struct kvm_vcpu *vcpu;
 	uint64_t cr3;
 	bool cached_root;
+	bool reload_pending;
 	int va_bits; /* 48 or 57: sign-extension of the gva in 64-bit shadows; 32 otherwise */
 	void (*fn)(void *ctx, const struct kvm_translation *t);
 	void *ctx;
@@ -32,6 +33,7 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 		.level = sp->role.level,
 		.unsync = sp->unsync,
 		.cached_root = w->cached_root,
+		.reload_pending = w->reload_pending,
 	};
 
 	if (is_mmio_spte(p, spte) && shadow_mmio_sptes_fault_rsvd(p)) {
@@ -160,9 +162,13 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 		/* A vCPU with a reload pending frees all its roots before it runs the guest
 		 * again (vcpu_enter_guest -> kvm_mmu_unload); until then a root zapped under
 		 * it may still gain sptes from another vCPU's fault path, which no hardware
-		 * walk will see (found by shadowfuzz). */
-		if (w.vcpu->requests & KVM_REQ_MMU_RELOAD)
+		 * walk will see (found by shadowfuzz). Its current root is reported as such,
+		 * for the TLB history only. */
+		if (w.vcpu->requests & KVM_REQ_MMU_RELOAD) {
+			w.reload_pending = true;
+			walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 			continue;
+		}
 		walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
 			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3, true);

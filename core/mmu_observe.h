@@ -22,6 +22,10 @@ struct kvm_translation {
 	unsigned access; /* ACC_* */
 	bool unsync;      /* a spte of an unsync page: it may lag the guest's table (spec §5.5) */
 	bool cached_root; /* reached from a prev_roots entry, not the vCPU's current root */
+	/* The vCPU has a reload pending: it frees its roots before it runs the guest again,
+	 * so the spte is none of its translations; what its tables give there now is still
+	 * one a processor may cache once it runs (the checker's TLB history). */
+	bool reload_pending;
 };
 
 void kvm_mmu_for_each_translation(struct kvm *kvm,

@@ -1857,6 +1857,19 @@ static bool translation_root_holds_physmap(struct translation_walk *w, const str
 	return root_holds_physmap(w->ex, &root);
 }
 
+/* A spte of a vCPU with a reload pending is not judged (it runs nothing from that root
+ * again), but where the guest's tables give the same translation now, a processor may
+ * cache it as soon as the vCPU runs: the TLB history learns it (translation_check
+ * remembers what it finds valid). */
+static void learn_guest_translation(struct translation_walk *w, const struct model_translation *t)
+{
+	struct translation_verdict verdict;
+
+	if (gva_is_harness_reserved(w->cpu.mode, t->gva))
+		return;
+	translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict);
+}
+
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 {
 	struct translation_walk *w = ctx;
@@ -1889,6 +1902,10 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	}
 	w->cpu = w->cpus[kt->vcpu_id];
 	w->engine = w->engines[kt->vcpu_id];
+	if (kt->reload_pending) {
+		learn_guest_translation(w, &t);
+		return;
+	}
 	ex->stats.translations_checked++;
 	/* A root entry the program overwrote (through another vCPU, for which the table is
 	 * no root, or while the root waited in prev_roots) maps the harness's range with the
