@@ -1277,6 +1277,23 @@ static void rule_applied(struct executor *ex, enum kvm_rule rule)
 		ex->tracer.rule(ex->tracer.ctx, rule);
 }
 
+/* The reference's access under variant's registers (a rule's "as if"): false if the engine
+ * failed; else other holds its walk, with the A/D writes of a success applied, and *same
+ * says whether its answer is the model's. */
+static bool reference_answer(struct ref_engine *engine, const struct access_check *variant,
+			     const struct model_access *model, struct ref_result *other, bool *same)
+{
+	struct model_access expected;
+	enum kvm_rule rule;
+	enum check_id failed;
+
+	if (ref_check(engine, &variant->cpu, variant->cpl, variant->kind, variant->gva, other))
+		return false;
+	checker_expected(variant, other, &expected, &rule);
+	*same = checker_compare(&expected, model, &failed);
+	return true;
+}
+
 /* RULE_KVM_PSE_CHANGE_KEEPS_SHADOW for an access of a 32-bit guest on the shadow MMU: the
  * answer is the reference's under the other CR4.PSE value. The model used a stale spte
  * and walked nothing, so neither reference walk keeps its A/D writes. */
@@ -1285,19 +1302,16 @@ static bool pse_change_allows_access(struct executor *ex, struct ref_engine *eng
 				     const struct model_access *model)
 {
 	struct access_check flipped = *check;
-	struct model_access expected;
 	struct ref_result other;
-	enum kvm_rule rule;
-	enum check_id failed;
+	bool same;
 
 	if (!shadow_mmu(ex) || check->cpu.mode != PAGING_32)
 		return false;
 	flipped.cpu.cr4_pse = !flipped.cpu.cr4_pse;
-	if (ref_check(engine, &flipped.cpu, flipped.cpl, flipped.kind, flipped.gva, &other))
+	if (!reference_answer(engine, &flipped, model, &other, &same))
 		return false;
-	checker_expected(&flipped, &other, &expected, &rule);
 	ref_revert_ad_writes(engine, &other);
-	if (!checker_compare(&expected, model, &failed))
+	if (!same)
 		return false;
 	ref_revert_ad_writes(engine, ref);
 	ex->epoch++;
@@ -1331,10 +1345,8 @@ static bool smap_ac_trick_allows_access(struct executor *ex, struct ref_engine *
 					const struct model_access *model)
 {
 	struct access_check with_ac = *check;
-	struct model_access expected;
 	struct ref_result other;
-	enum kvm_rule rule;
-	enum check_id failed;
+	bool same;
 
 	if (!shadow_mmu(ex) || model->outcome != REF_OK || ref->outcome != REF_PAGE_FAULT ||
 	    check->cpl == 3 || check->kind == REF_FETCH || !check->cpu.cr4_smap ||
@@ -1343,13 +1355,10 @@ static bool smap_ac_trick_allows_access(struct executor *ex, struct ref_engine *
 	    !leaf_spte_made_supervisor_under_smap(ex, check->gva))
 		return false;
 	with_ac.cpu.rflags_ac = true;
-	if (ref_check(engine, &with_ac.cpu, with_ac.cpl, with_ac.kind, with_ac.gva, &other))
+	if (!reference_answer(engine, &with_ac, model, &other, &same))
 		return false;
-	checker_expected(&with_ac, &other, &expected, &rule);
-	if (other.outcome != REF_OK || other.leaf_level == 0 || !(other.entries[other.n_entries - 1].value & PT_USER_MASK) ||
-	    !checker_compare(&expected, model, &failed)) {
-		if (other.outcome == REF_OK)
-			ref_revert_ad_writes(engine, &other);
+	if (!same || other.leaf_level == 0 || !(other.entries[other.n_entries - 1].value & PT_USER_MASK)) {
+		ref_revert_ad_writes(engine, &other);
 		return false;
 	}
 	ex->epoch++;

@@ -166,6 +166,23 @@ bool checker_pdptes_valid(const uint64_t pdpte[4], int maxphyaddr)
 
 #define GRANULE 4u
 
+/* Room for one more record in a growable array of n records of size bytes each: 0, or
+ * -1 when out of memory (the array is left as it was). */
+static int grow_records(void **records, size_t *cap, size_t n, size_t size)
+{
+	size_t more = *cap ? *cap * 2 : 16;
+	void *grown;
+
+	if (n < *cap)
+		return 0;
+	grown = realloc(*records, more * size);
+	if (!grown)
+		return -1;
+	*records = grown;
+	*cap = more;
+	return 0;
+}
+
 struct aliased_write {
 	hva_t hva; /* GRANULE-aligned */
 	int as_id; /* of the last write */
@@ -216,15 +233,8 @@ int aliased_writes_note(struct aliased_writes *w, const struct ref_memory *mem, 
 		if (!rec && !ref_memory_hva_aliased(mem, hva & PAGE_MASK))
 			continue;
 		if (!rec) {
-			if (w->n == w->cap) {
-				size_t cap = w->cap ? w->cap * 2 : 64;
-				struct aliased_write *records = realloc(w->records, cap * sizeof(*records));
-
-				if (!records)
-					return -1;
-				w->records = records;
-				w->cap = cap;
-			}
+			if (grow_records((void **)&w->records, &w->cap, w->n, sizeof(*w->records)))
+				return -1;
 			rec = &w->records[w->n++];
 			*rec = (struct aliased_write){ .hva = hva };
 		}
@@ -305,15 +315,8 @@ int ad_updates_note(struct ad_updates *u, const struct ref_memory *mem, int as_i
 		return 0;
 	rec = find_ad_update(u, hva);
 	if (!rec) {
-		if (u->n == u->cap) {
-			size_t cap = u->cap ? u->cap * 2 : 16;
-			struct ad_update *records = realloc(u->records, cap * sizeof(*records));
-
-			if (!records)
-				return -1;
-			u->records = records;
-			u->cap = cap;
-		}
+		if (grow_records((void **)&u->records, &u->cap, u->n, sizeof(*u->records)))
+			return -1;
 		rec = &u->records[u->n++];
 		*rec = (struct ad_update){ .hva = hva };
 	}
