@@ -9,6 +9,7 @@ struct observe_walk {
 	uint64_t cr3;
 	bool cached_root;
 	bool reload_pending;
+	bool sync_pending;
 	int va_bits; /* 48 or 57: sign-extension of the gva in 64-bit shadows; 32 otherwise */
 	void (*fn)(void *ctx, const struct kvm_translation *t);
 	void *ctx;
@@ -34,6 +35,7 @@ static void report_leaf(struct observe_walk *w, struct kvm_mmu_page *sp, int ind
 		.unsync = sp->unsync,
 		.cached_root = w->cached_root,
 		.reload_pending = w->reload_pending,
+		.sync_pending = w->sync_pending,
 	};
 
 	if (is_mmio_spte(p, spte) && shadow_mmio_sptes_fault_rsvd(p)) {
@@ -156,7 +158,8 @@ void kvm_mmu_for_each_translation(struct kvm *kvm,
 				  void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx)
 {
 	for (int v = 0; v < kvm->nr_vcpus; v++) {
-		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx };
+		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx,
+					  .sync_pending = kvm->vcpus[v].requests & KVM_REQ_MMU_SYNC };
 		struct kvm_mmu *mmu = &w.vcpu->mmu;
 
 		/* A vCPU with a reload pending frees all its roots before it runs the guest

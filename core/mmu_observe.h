@@ -26,6 +26,9 @@ struct kvm_translation {
 	 * so the spte is none of its translations; what its tables give there now is still
 	 * one a processor may cache once it runs (the checker's TLB history). */
 	bool reload_pending;
+	/* The vCPU syncs every unsync page below its roots before it runs the guest again
+	 * (KVM_REQ_MMU_SYNC pending): its unsync sptes may lag until then. */
+	bool sync_pending;
 };
 
 void kvm_mmu_for_each_translation(struct kvm *kvm,

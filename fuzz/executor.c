@@ -1735,6 +1735,8 @@ struct translation_walk {
 	const struct op *op;
 	struct divergence *div;
 	int ret;
+	/* >= 0: judge nothing, only teach the TLB history this vCPU's root translations. */
+	int learn_only_vcpu;
 };
 
 static void translation_divergence(struct translation_walk *w, const struct model_translation *t,
@@ -1901,6 +1903,7 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	t.access = kt->access;
 	t.unsync = kt->unsync;
 	t.cached_root = kt->cached_root;
+	t.sync_pending = kt->sync_pending;
 
 	if (w->ret)
 		return;
@@ -1911,6 +1914,11 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	}
 	w->cpu = w->cpus[kt->vcpu_id];
 	w->engine = w->engines[kt->vcpu_id];
+	if (w->learn_only_vcpu >= 0) {
+		if (kt->vcpu_id == w->learn_only_vcpu && !kt->from_tlb && !kt->cached_root)
+			learn_guest_translation(w, &t);
+		return;
+	}
 	if (kt->reload_pending) {
 		learn_guest_translation(w, &t);
 		return;
@@ -1950,10 +1958,13 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	}
 }
 
-static int check_translations(struct executor *ex, uint32_t index, const struct op *op,
-			      struct divergence *div)
+/* Every translation the model holds, judged (learn_only_vcpu < 0), or only the TLB history
+ * of vCPU learn_only_vcpu taught. */
+static int walk_translations(struct executor *ex, uint32_t index, const struct op *op,
+			     struct divergence *div, int learn_only_vcpu)
 {
-	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div };
+	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div,
+				      .learn_only_vcpu = learn_only_vcpu };
 
 	for (unsigned v = 0; v < PROG_MAX_VCPUS; v++) {
 		if (!ex->vcpus[v].vcpu)
@@ -1965,6 +1976,12 @@ static int check_translations(struct executor *ex, uint32_t index, const struct 
 	}
 	kvm_mmu_for_each_translation(ex->kvm, check_one_translation, &w);
 	return w.ret;
+}
+
+static int check_translations(struct executor *ex, uint32_t index, const struct op *op,
+			      struct divergence *div)
+{
+	return walk_translations(ex, index, op, div, -1);
 }
 
 /* core's auditor; 1 with div filled on a broken invariant. */
@@ -2232,10 +2249,14 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	ex->op_index = index;
 	if (op->kind != OP_ACCESS && op->kind != OP_PTE && op->kind != OP_MAP)
 		ex->epoch++;
-	/* A guest action of a vCPU the VMM left out after an MMIO exit: KVM_RUN again. */
+	/* A guest action of a vCPU the VMM left out after an MMIO exit: KVM_RUN again. Once in
+	 * the guest, before the action, the processor may cache what its new roots reach. */
 	ret = 0;
-	if (shadow_mmu(ex) && cur(ex)->out_after_mmio_exit && !vm_op(op))
+	if (shadow_mmu(ex) && cur(ex)->out_after_mmio_exit && !vm_op(op)) {
 		ret = enter_guest(ex, index, op, div);
+		if (!ret && !ex->shut_down)
+			ret = walk_translations(ex, index, op, div, (int)ex->cur);
+	}
 	if (!ret && !ex->shut_down)
 		ret = run_op(ex, index, op, div);
 	if (!ret && ex->untracked_writes_oom)

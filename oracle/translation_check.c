@@ -668,6 +668,11 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 			 "before it loads that root again", translation_fault_name(fault));
 		return true;
 	}
+	if (t->unsync && t->sync_pending) {
+		describe(verdict, "stale (%s now) in an unsync page of a vCPU that syncs its roots "
+			 "before it runs again (KVM_REQ_MMU_SYNC)", translation_fault_name(fault));
+		return true;
+	}
 	verdict->fault = fault;
 	describe_fault(verdict, fault, t, &g, tc->mem);
 	if (source_may_lag(t))

@@ -34,6 +34,9 @@ struct model_translation {
 	 * (prev_roots), which KVM syncs before it uses that root again. */
 	bool unsync;
 	bool cached_root;
+	/* SPTE only: the vCPU has a sync pending (KVM_REQ_MMU_SYNC): it syncs every unsync
+	 * page below its roots before it runs the guest again. */
+	bool sync_pending;
 	bool global;   /* TLB only: survives MOV CR3 (unused while no PGE) */
 };
 
