@@ -1344,7 +1344,8 @@ static bool derive_leaf(const struct ref_engine *e, struct ref_result *out)
 }
 
 /* Reserved bits of an entry that links to a table (SDM vol. 3 §4.4.2, §4.5.4): the
- * processor faults on them before it reads the table the entry names. */
+ * processor faults on them before it reads the table the entry names. PAE entries reserve
+ * bits 52..62 too, which 4- and 5-level paging ignore. */
 static bool link_entry_reserved(const struct ref_engine *e, int level, uint64_t entry)
 {
 	bool pdpte = e->mode == PAGING_PAE && level == PT32E_ROOT_LEVEL;
@@ -1352,6 +1353,8 @@ static bool link_entry_reserved(const struct ref_engine *e, int level, uint64_t 
 	if (e->entry_size == 4)
 		return false;
 	if (entry & rsvd_bits(DEFAULT_MAXPHYADDR, 51))
+		return true;
+	if (e->mode == PAGING_PAE && (entry & rsvd_bits(52, 62)))
 		return true;
 	return (entry & PT64_NX_MASK) && (!e->nxe || pdpte);
 }
