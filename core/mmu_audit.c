@@ -418,7 +418,7 @@ static bool audit_flooding(struct audit *a)
 	return true;
 }
 
-/* Whether sp can be in a tree of the vCPU's MMU context: a level below the root (a PAE
+/* Whether sp can be in a tree of the vCPU's MMU context: a level up to the root's (a PAE
  * tree's level 3 is pae_root, not a shadow page) and the role bits the context gives every
  * page it builds (all but the level, the quadrant, direct, access and invalid, which vary
  * down one tree). Pages of other contexts may share the role below their root: a 4-level

@@ -24,7 +24,8 @@ struct kvm_translation {
 	bool cached_root; /* reached from a prev_roots entry, not the vCPU's current root */
 	/* The vCPU has a reload pending: it frees its roots before it runs the guest again,
 	 * so the spte is none of its translations; what its tables give there now is still
-	 * one a processor may cache once it runs (the checker's TLB history). */
+	 * one its processor may cache, since to the guest it runs all along (the checker's
+	 * TLB history). */
 	bool reload_pending;
 	/* The vCPU syncs every unsync page below its roots before it runs the guest again
 	 * (KVM_REQ_MMU_SYNC pending): its unsync sptes may lag until then. */

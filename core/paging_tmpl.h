@@ -452,8 +452,9 @@ static int FNAME(fetch)(struct kvm_vcpu *vcpu, gva_t addr, struct guest_walker *
 				return -ENOMEM;
 			/* 65855ed8b034 (the B14 fix, default here): a page found with unsync
 			 * children is synced before it is linked, since the guest need not flush
-			 * when a gpte goes from not present to present. v4.20..v5.3 (and v5.8,
-			 * B16's kernel) only had kvm_mmu_get_page request KVM_REQ_MMU_SYNC. */
+			 * when a gpte goes from not present to present. v4.20..v5.3 relied on the
+			 * KVM_REQ_MMU_SYNC kvm_mmu_get_page requests (v5.8, B16's kernel, on a TLB
+			 * flush instead). */
 			if (sp->unsync_children && !b14)
 				mmu_sync_children(vcpu, sp);
 		}

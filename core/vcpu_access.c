@@ -27,16 +27,22 @@ static int vcpu_enter_guest_once(struct kvm_vcpu *vcpu)
 	return 0;
 }
 
-/* vcpu_enter_guest: the requests in KVM's order, then kvm_mmu_reload. A failed load
+/* Requests that vcpu_enter_guest serves before the guest runs. */
+#define KVM_REQS_BEFORE_ENTRY (KVM_REQ_MMU_RELOAD | KVM_REQ_MMU_SYNC | KVM_REQ_TLB_FLUSH)
+
+/* vcpu_enter_guest: the requests in KVM's order, then kvm_mmu_reload. A request made on
+ * the way (kvm_mmu_get_page finding a root with unsync children) cancels the entry, and
+ * the next pass serves it (kvm_request_pending before the VM entry). A failed load
  * (-ENOSPC) fails KVM_RUN; the harness's VMM runs the vCPU again, which helps only if the
  * failed zap requested a reload (the root it hit is then freed). */
 bool kvm_vcpu_enter_guest(struct kvm_vcpu *vcpu)
 {
-	int r;
+	int r, passes = 0;
 
 	do {
 		r = vcpu_enter_guest_once(vcpu);
-	} while (r == -ENOSPC && (vcpu->requests & KVM_REQ_MMU_RELOAD));
+	} while ((r == -ENOSPC && (vcpu->requests & KVM_REQ_MMU_RELOAD)) ||
+		 (r == 0 && (vcpu->requests & KVM_REQS_BEFORE_ENTRY) && ++passes < 4));
 	if (r == -ENOSPC)
 		kvm_model_warn(vcpu->kvm, KVM_WARN_ROOTS_FILL_PAGE_BUDGET,
 			       "kvm_mmu_load fails with -ENOSPC: no shadow page can be freed for a root");

@@ -1338,8 +1338,8 @@ static bool leaf_spte_made_supervisor_under_smap(struct executor *ex, gva_t gva)
 
 /* RULE_KVM_SMAP_AC_WP0_SUPERVISOR_PAGE: a supervisor data access that faulted for SMAP
  * alone (CR0.WP=0, EFLAGS.AC=0, a user leaf) may be answered as with AC=1 when the spte
- * KVM's CR0.WP=0 trick made lacks U while the guest's leaf has it. The reference redoes
- * the access with AC=1 and keeps that access's writes. */
+ * KVM's CR0.WP=0 trick made lacks U while the guest's leaf has it. The model answered
+ * from that spte and walked nothing, so the reference's AC=1 walk keeps no A/D writes. */
 static bool smap_ac_trick_allows_access(struct executor *ex, struct ref_engine *engine,
 					const struct access_check *check, const struct ref_result *ref,
 					const struct model_access *model)
@@ -1351,16 +1351,15 @@ static bool smap_ac_trick_allows_access(struct executor *ex, struct ref_engine *
 	if (!shadow_mmu(ex) || model->outcome != REF_OK || ref->outcome != REF_PAGE_FAULT ||
 	    check->cpl == 3 || check->kind == REF_FETCH || !check->cpu.cr4_smap ||
 	    check->cpu.cr0_wp || check->cpu.rflags_ac ||
-	    (ref->error_code & (PFERR_RSVD_MASK | PFERR_USER_MASK)) ||
+	    (ref->error_code & PFERR_RSVD_MASK) ||
 	    !leaf_spte_made_supervisor_under_smap(ex, check->gva))
 		return false;
 	with_ac.cpu.rflags_ac = true;
 	if (!reference_answer(engine, &with_ac, model, &other, &same))
 		return false;
-	if (!same || other.leaf_level == 0 || !(other.entries[other.n_entries - 1].value & PT_USER_MASK)) {
-		ref_revert_ad_writes(engine, &other);
+	ref_revert_ad_writes(engine, &other);
+	if (!same || other.leaf_level == 0 || !(other.entries[other.n_entries - 1].value & PT_USER_MASK))
 		return false;
-	}
 	ex->epoch++;
 	rule_applied(ex, RULE_KVM_SMAP_AC_WP0_SUPERVISOR_PAGE);
 	return true;
@@ -1869,16 +1868,18 @@ static bool translation_root_holds_physmap(struct translation_walk *w, const str
 }
 
 /* A spte of a vCPU with a reload pending is not judged (it runs nothing from that root
- * again), but where the guest's tables give the same translation now, a processor may
- * cache it as soon as the vCPU runs: the TLB history learns it (translation_check
- * remembers what it finds valid). */
+ * again), but where the guest's tables give the same translation now, its processor may
+ * cache it, since to the guest the vCPU runs all along: the TLB history learns it
+ * (translation_check remembers what it finds valid). */
 static void learn_guest_translation(struct translation_walk *w, const struct model_translation *t)
 {
 	struct translation_verdict verdict;
 
 	if (gva_is_harness_reserved(w->cpu.mode, t->gva))
 		return;
-	translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict);
+	if (!translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict) &&
+	    verdict.fault == TRANSLATION_CHECK_FAILED)
+		w->ret = fail(w->ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 }
 
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)

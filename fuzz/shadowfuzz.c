@@ -59,11 +59,11 @@ struct run_totals {
 	int n_against;
 };
 
-/* Runs prog on every comparison model and compares its log with first's; 1 with a
- * verdict printed when one differs, 1 with div filled when one diverges, -1 on a
- * harness error, else 0. */
+/* Runs prog on every comparison model and compares its log with first's: 2 with the
+ * verdict printed when one differs, 1 with div filled and *failed_on naming the model
+ * when one diverges, -1 on a harness error, else 0. */
 static int compare_runs(struct run_totals *totals, const char *path, const struct program *prog,
-			const struct executor_log *first, struct divergence *div)
+			const struct executor_log *first, struct divergence *div, const char **failed_on)
 {
 	static struct executor_log second;
 
@@ -78,8 +78,10 @@ static int compare_runs(struct run_totals *totals, const char *path, const struc
 			fprintf(stderr, "%s: harness error: %s\n", path, executor_error(c->ex));
 			return -1;
 		}
-		if (ret)
+		if (ret) {
+			*failed_on = c->label;
 			return 1;
+		}
 		if (!executor_logs_match(first, &second, why, sizeof(why))) {
 			c->differ++;
 			printf("DIFFERENT %s: %s (on %s)\n", path, why, c->label);
@@ -131,6 +133,7 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 		return 0;
 	}
 	static struct executor_log first;
+	const char *failed_on = NULL;
 
 	executor_set_log(ex, totals->n_against ? &first : NULL);
 	ret = executor_run(ex, &prog, &div);
@@ -139,7 +142,7 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 		return -1;
 	}
 	if (ret == 0)
-		ret = compare_runs(totals, path, &prog, &first, &div);
+		ret = compare_runs(totals, path, &prog, &first, &div, &failed_on);
 	if (ret < 0)
 		return -1;
 	if (ret == 2)
@@ -151,7 +154,10 @@ static int run_file(struct executor *ex, const char *path, struct run_totals *to
 		return 0;
 	}
 	totals->diverged++;
-	printf("FAIL %s\n", path);
+	if (failed_on)
+		printf("FAIL %s (on %s)\n", path, failed_on);
+	else
+		printf("FAIL %s\n", path);
 	divergence_print(&div, stdout);
 	return 0;
 }
