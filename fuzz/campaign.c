@@ -332,6 +332,16 @@ static void set_engine_environment(const struct common_options *common)
 		unsetenv("SHADOWFUZZ_NO_PREFETCH");
 }
 
+/* Every abort of the fuzz target appends its report to OUT/aborts.log (the engines keep
+ * no stderr of AFL++'s targets or of libFuzzer's fork-mode children). */
+static void set_abort_log(const struct campaign *c)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/aborts.log", c->out_dir);
+	setenv("SHADOWFUZZ_ABORT_LOG", path, 1);
+}
+
 static bool seen_before(struct seen_names *seen, const char *name)
 {
 	char **grown;
@@ -685,6 +695,7 @@ static int start(struct campaign *c)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	set_engine_environment(&c->common);
+	set_abort_log(c);
 	if (engine_start(&c->plan, &c->run, err, sizeof(err))) {
 		fprintf(stderr, "shadowfuzz fuzz: %s\n", err);
 		return -1;

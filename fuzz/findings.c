@@ -208,7 +208,8 @@ static void fill_report(FILE *f, const void *arg)
 	else
 		fprintf(f, "The engine reported this input, but its replay passes every check: the\n"
 			   "engine's log (fuzz.log beside the findings) has its sanitizer, timeout or\n"
-			   "out-of-memory report.\n");
+			   "out-of-memory report, and aborts.log there the fuzz target's own report of\n"
+			   "each abort (with how many programs its process had run before).\n");
 }
 
 static int write_finding(struct finding_store *store, const struct report_args *report,

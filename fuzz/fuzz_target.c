@@ -4,11 +4,12 @@
  * SHADOWFUZZ_PROFILE (4.20, 5.1, 5.3), SHADOWFUZZ_BUGS (comma-separated ids),
  * SHADOWFUZZ_HOST_PHYS_BITS (32..52) and SHADOWFUZZ_NO_PREFETCH (set: prefetch off)
  * choose the model, as --profile, --bug, --host-phys-bits and --no-prefetch do for the
- * shadowfuzz commands. */
+ * shadowfuzz commands; SHADOWFUZZ_ABORT_LOG names a file each abort's report goes to. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "executor.h"
 #include "program.h"
@@ -69,6 +70,34 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* Why the input aborts, on out: the harness error, or the program and its divergence. */
+static void report(FILE *out, int ret, const struct program *prog, const struct divergence *div)
+{
+	if (ret < 0) {
+		fprintf(out, "shadowfuzz: harness error: %s\n", executor_error(executor));
+		return;
+	}
+	program_print(prog, out);
+	divergence_print(div, out);
+}
+
+/* SHADOWFUZZ_ABORT_LOG (set by `shadowfuzz fuzz`): a file every abort appends its report
+ * to, with how many programs this process ran before, since the engines keep no stderr
+ * of AFL++'s targets or libFuzzer's fork-mode children, and an abort that a replay alone
+ * does not reproduce needs that record. */
+static void log_abort(int ret, const struct program *prog, const struct divergence *div, size_t size)
+{
+	const char *path = getenv("SHADOWFUZZ_ABORT_LOG");
+	FILE *log = path ? fopen(path, "a") : NULL;
+
+	if (!log)
+		return;
+	fprintf(log, "== abort in pid %ld: input of %zu bytes, program %llu of this process\n",
+		(long)getpid(), size, (unsigned long long)executor_stats(executor)->programs);
+	report(log, ret, prog, div);
+	fclose(log);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct program prog;
@@ -79,11 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ret = executor_run(executor, &prog, &div);
 	if (ret == 0)
 		return 0;
-	if (ret < 0) {
-		fprintf(stderr, "shadowfuzz: harness error: %s\n", executor_error(executor));
-	} else {
-		program_print(&prog, stderr);
-		divergence_print(&div, stderr);
-	}
+	report(stderr, ret, &prog, &div);
+	log_abort(ret, &prog, &div, size);
 	abort();
 }
