@@ -154,25 +154,43 @@ static void report_tlb(struct observe_walk *w, const struct hw_tlb_entry *e)
 	w->fn(w->ctx, &t);
 }
 
+/* A walk of vcpu's translations, flagged with the requests that decide how they count. */
+static struct observe_walk vcpu_walk(struct kvm_vcpu *vcpu,
+				     void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx)
+{
+	return (struct observe_walk){
+		.kvm = vcpu->kvm,
+		.vcpu = vcpu,
+		.fn = fn,
+		.ctx = ctx,
+		.reload_pending = vcpu->requests & KVM_REQ_MMU_RELOAD,
+		.sync_pending = vcpu->requests & KVM_REQ_MMU_SYNC,
+	};
+}
+
+void kvm_mmu_for_each_root_translation(struct kvm_vcpu *vcpu,
+				       void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx)
+{
+	struct observe_walk w = vcpu_walk(vcpu, fn, ctx);
+
+	walk_root(&w, vcpu->mmu.root_hpa, vcpu->mmu.root_cr3, false);
+}
+
 void kvm_mmu_for_each_translation(struct kvm *kvm,
 				  void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx)
 {
 	for (int v = 0; v < kvm->nr_vcpus; v++) {
-		struct observe_walk w = { .kvm = kvm, .vcpu = &kvm->vcpus[v], .fn = fn, .ctx = ctx,
-					  .sync_pending = kvm->vcpus[v].requests & KVM_REQ_MMU_SYNC };
+		struct observe_walk w = vcpu_walk(&kvm->vcpus[v], fn, ctx);
 		struct kvm_mmu *mmu = &w.vcpu->mmu;
 
+		walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 		/* A vCPU with a reload pending frees all its roots before it runs the guest
 		 * again (vcpu_enter_guest -> kvm_mmu_unload); until then a root zapped under
 		 * it may still gain sptes from another vCPU's fault path, which no hardware
-		 * walk will see (found by shadowfuzz). Its current root is reported as such,
-		 * for the TLB history only. */
-		if (w.vcpu->requests & KVM_REQ_MMU_RELOAD) {
-			w.reload_pending = true;
-			walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
+		 * walk will see (found by shadowfuzz). Its current root is reported flagged,
+		 * for the TLB history only; its cached roots and TLB not at all. */
+		if (w.reload_pending)
 			continue;
-		}
-		walk_root(&w, mmu->root_hpa, mmu->root_cr3, false);
 		for (int i = 0; i < KVM_MMU_NUM_PREV_ROOTS; i++)
 			walk_root(&w, mmu->prev_roots[i].hpa, mmu->prev_roots[i].cr3, true);
 		/* A pending flush request makes the TLB unusable: KVM's remote flush kicks the

@@ -34,6 +34,9 @@ struct kvm_translation {
 
 void kvm_mmu_for_each_translation(struct kvm *kvm,
 				  void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx);
+/* The sptes reachable from vcpu's current root only. */
+void kvm_mmu_for_each_root_translation(struct kvm_vcpu *vcpu,
+				       void (*fn)(void *ctx, const struct kvm_translation *t), void *ctx);
 
 /* One spte the hardware walk of an address reads, root first, and the shadow page that
  * holds it (has_sp false for the vCPU's pae_root, which is no shadow page). */

@@ -201,8 +201,8 @@ static bool hw_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, struct 
 
 /* x86_emulate_instruction for the access: the emulator translates gva itself (a direct
  * MMU's fault address, else the MMIO cache first, as vcpu_mmio_gva_to_gpa does), then reads
- * or writes guest memory; a write
- * goes through page tracking (kvm_page_track_write -> kvm_mmu_pte_write). */
+ * or writes guest memory; a write goes through page tracking (kvm_page_track_write ->
+ * kvm_mmu_pte_write). */
 static void emulate_access(struct kvm_vcpu *vcpu, const struct cpu_access *a, struct cpu_access_result *res)
 {
 	uint32_t pfec = access_bits(a);

@@ -1734,8 +1734,6 @@ struct translation_walk {
 	const struct op *op;
 	struct divergence *div;
 	int ret;
-	/* >= 0: judge nothing, only teach the TLB history this vCPU's root translations. */
-	int learn_only_vcpu;
 };
 
 static void translation_divergence(struct translation_walk *w, const struct model_translation *t,
@@ -1867,19 +1865,66 @@ static bool translation_root_holds_physmap(struct translation_walk *w, const str
 	return root_holds_physmap(w->ex, &root);
 }
 
-/* A spte of a vCPU with a reload pending is not judged (it runs nothing from that root
- * again), but where the guest's tables give the same translation now, its processor may
- * cache it, since to the guest the vCPU runs all along: the TLB history learns it
- * (translation_check remembers what it finds valid). */
+/* The model's translation kt in the oracle's terms, with w set to judge it under its
+ * vCPU's registers; false (w->ret set) if the harness never created that vCPU. */
+static bool translation_of(struct translation_walk *w, const struct kvm_translation *kt,
+			   struct model_translation *t)
+{
+	struct executor *ex = w->ex;
+
+	/* Field by field after a memset: verified translations are compared bytewise, so the
+	 * padding must be zero too. */
+	memset(t, 0, sizeof(*t));
+	t->source = kt->from_tlb ? TRANSLATION_TLB : TRANSLATION_SPTE;
+	t->vcpu_id = kt->vcpu_id;
+	t->as_id = kt->as_id;
+	t->cr3 = kt->cr3;
+	t->gva = kt->gva;
+	t->level = kt->level;
+	t->mmio = kt->mmio;
+	t->gpa = kt->gpa;
+	t->hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn);
+	t->access = kt->access;
+	t->unsync = kt->unsync;
+	t->cached_root = kt->cached_root;
+	t->sync_pending = kt->sync_pending;
+	if (kt->vcpu_id < 0 || kt->vcpu_id >= PROG_MAX_VCPUS || !ex->vcpus[kt->vcpu_id].vcpu) {
+		w->ret = fail(ex, "op %u: a translation of vCPU %d, which the harness never created",
+			      w->index, kt->vcpu_id);
+		return false;
+	}
+	w->cpu = w->cpus[kt->vcpu_id];
+	w->engine = w->engines[kt->vcpu_id];
+	return true;
+}
+
+/* What the guest's tables give at a spte the vCPU does not use now (a reload is pending,
+ * or it is about to run again) is still a translation its processor may cache, since to
+ * the guest the vCPU runs all along: the TLB history learns it, as translation_check
+ * remembers whatever it finds valid. Nothing is judged. */
 static void learn_guest_translation(struct translation_walk *w, const struct model_translation *t)
 {
+	struct verified_translation *seen;
 	struct translation_verdict verdict;
 
 	if (gva_is_harness_reserved(w->cpu.mode, t->gva))
 		return;
-	if (!translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict) &&
-	    verdict.fault == TRANSLATION_CHECK_FAILED)
+	seen = verified_slot(w->ex, t);
+	if (still_verified(w->ex, seen, t))
+		return;
+	if (translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict))
+		remember_verified(w->ex, seen, t, &verdict.guest, w->cpu.mode);
+	else if (verdict.fault == TRANSLATION_CHECK_FAILED)
 		w->ret = fail(w->ex, "op %u: translation check failed: %s", w->index, verdict.detail);
+}
+
+static void learn_one_translation(void *ctx, const struct kvm_translation *kt)
+{
+	struct translation_walk *w = ctx;
+	struct model_translation t;
+
+	if (!w->ret && translation_of(w, kt, &t))
+		learn_guest_translation(w, &t);
 }
 
 static void check_one_translation(void *ctx, const struct kvm_translation *kt)
@@ -1889,37 +1934,8 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	struct translation_verdict verdict;
 	struct model_translation t;
 
-	/* Field by field after a memset: verified translations are compared bytewise, so the
-	 * padding must be zero too. */
-	memset(&t, 0, sizeof(t));
-	t.source = kt->from_tlb ? TRANSLATION_TLB : TRANSLATION_SPTE;
-	t.vcpu_id = kt->vcpu_id;
-	t.as_id = kt->as_id;
-	t.cr3 = kt->cr3;
-	t.gva = kt->gva;
-	t.level = kt->level;
-	t.mmio = kt->mmio;
-	t.gpa = kt->gpa;
-	t.hva = kt->mmio ? 0 : host_pfn_to_hva(ex->host, kt->pfn);
-	t.access = kt->access;
-	t.unsync = kt->unsync;
-	t.cached_root = kt->cached_root;
-	t.sync_pending = kt->sync_pending;
-
-	if (w->ret)
+	if (w->ret || !translation_of(w, kt, &t))
 		return;
-	if (kt->vcpu_id < 0 || kt->vcpu_id >= PROG_MAX_VCPUS || !ex->vcpus[kt->vcpu_id].vcpu) {
-		w->ret = fail(ex, "op %u: a translation of vCPU %d, which the harness never created",
-			      w->index, kt->vcpu_id);
-		return;
-	}
-	w->cpu = w->cpus[kt->vcpu_id];
-	w->engine = w->engines[kt->vcpu_id];
-	if (w->learn_only_vcpu >= 0) {
-		if (kt->vcpu_id == w->learn_only_vcpu && !kt->from_tlb && !kt->cached_root)
-			learn_guest_translation(w, &t);
-		return;
-	}
 	if (kt->reload_pending) {
 		learn_guest_translation(w, &t);
 		return;
@@ -1959,30 +1975,43 @@ static void check_one_translation(void *ctx, const struct kvm_translation *kt)
 	}
 }
 
-/* Every translation the model holds, judged (learn_only_vcpu < 0), or only the TLB history
- * of vCPU learn_only_vcpu taught. */
-static int walk_translations(struct executor *ex, uint32_t index, const struct op *op,
-			     struct divergence *div, int learn_only_vcpu)
+/* Each vCPU's registers and reference engine, for judging its translations; -1 if an
+ * engine cannot be made. */
+static int translation_walk_init(struct executor *ex, struct translation_walk *w)
 {
-	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div,
-				      .learn_only_vcpu = learn_only_vcpu };
-
 	for (unsigned v = 0; v < PROG_MAX_VCPUS; v++) {
 		if (!ex->vcpus[v].vcpu)
 			continue;
-		ref_cpu_of(&ex->vcpus[v], &w.cpus[v]);
-		w.engines[v] = engine_for(ex, w.cpus[v].mode);
-		if (!w.engines[v])
+		ref_cpu_of(&ex->vcpus[v], &w->cpus[v]);
+		w->engines[v] = engine_for(ex, w->cpus[v].mode);
+		if (!w->engines[v])
 			return -1;
 	}
-	kvm_mmu_for_each_translation(ex->kvm, check_one_translation, &w);
-	return w.ret;
+	return 0;
 }
 
 static int check_translations(struct executor *ex, uint32_t index, const struct op *op,
 			      struct divergence *div)
 {
-	return walk_translations(ex, index, op, div, -1);
+	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div };
+
+	if (translation_walk_init(ex, &w))
+		return -1;
+	kvm_mmu_for_each_translation(ex->kvm, check_one_translation, &w);
+	return w.ret;
+}
+
+/* The current vCPU is about to run a guest action: the TLB history learns what its
+ * current root reaches (learn_guest_translation). */
+static int learn_current_root(struct executor *ex, uint32_t index, const struct op *op,
+			      struct divergence *div)
+{
+	struct translation_walk w = { .ex = ex, .index = index, .op = op, .div = div };
+
+	if (translation_walk_init(ex, &w))
+		return -1;
+	kvm_mmu_for_each_root_translation(cur_vcpu(ex), learn_one_translation, &w);
+	return w.ret;
 }
 
 /* core's auditor; 1 with div filled on a broken invariant. */
@@ -2256,7 +2285,7 @@ int executor_step(struct executor *ex, uint32_t index, const struct op *op, stru
 	if (shadow_mmu(ex) && cur(ex)->out_after_mmio_exit && !vm_op(op)) {
 		ret = enter_guest(ex, index, op, div);
 		if (!ret && !ex->shut_down)
-			ret = walk_translations(ex, index, op, div, (int)ex->cur);
+			ret = learn_current_root(ex, index, op, div);
 	}
 	if (!ret && !ex->shut_down)
 		ret = run_op(ex, index, op, div);

@@ -663,14 +663,12 @@ bool translation_check(struct translation_checker *tc, struct ref_engine *engine
 			 translation_fault_name(fault));
 		return true;
 	}
-	if (t->unsync && t->cached_root) {
-		describe(verdict, "stale (%s now) in an unsync page of a cached root, which KVM syncs "
-			 "before it loads that root again", translation_fault_name(fault));
-		return true;
-	}
-	if (t->unsync && t->sync_pending) {
-		describe(verdict, "stale (%s now) in an unsync page of a vCPU that syncs its roots "
-			 "before it runs again (KVM_REQ_MMU_SYNC)", translation_fault_name(fault));
+	/* KVM syncs a cached root's unsync pages before it loads that root again, and every
+	 * root's before it runs the guest with KVM_REQ_MMU_SYNC pending. */
+	if (t->unsync && (t->cached_root || t->sync_pending)) {
+		describe(verdict, "stale (%s now) in an unsync page %s", translation_fault_name(fault),
+			 t->cached_root ? "of a cached root, synced before that root is loaded again" :
+					  "of a vCPU that syncs its roots before it runs again");
 		return true;
 	}
 	verdict->fault = fault;
