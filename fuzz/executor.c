@@ -1901,20 +1901,17 @@ static bool translation_of(struct translation_walk *w, const struct kvm_translat
 /* What the guest's tables give at a spte the vCPU does not use now (a reload is pending,
  * or it is about to run again) is still a translation its processor may cache, since to
  * the guest the vCPU runs all along: the TLB history learns it, as translation_check
- * remembers whatever it finds valid. Nothing is judged. */
+ * remembers whatever it finds valid. Nothing is judged, and the verified-translation
+ * cache is left alone: learning before an op's own invalidation (INVLPG, MOV CR3) in the
+ * same epoch would mark as verified a translation whose history that op then drops. */
 static void learn_guest_translation(struct translation_walk *w, const struct model_translation *t)
 {
-	struct verified_translation *seen;
 	struct translation_verdict verdict;
 
 	if (gva_is_harness_reserved(w->cpu.mode, t->gva))
 		return;
-	seen = verified_slot(w->ex, t);
-	if (still_verified(w->ex, seen, t))
-		return;
-	if (translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict))
-		remember_verified(w->ex, seen, t, &verdict.guest, w->cpu.mode);
-	else if (verdict.fault == TRANSLATION_CHECK_FAILED)
+	if (!translation_check(w->ex->translations, w->engine, &w->cpu, t, &verdict) &&
+	    verdict.fault == TRANSLATION_CHECK_FAILED)
 		w->ret = fail(w->ex, "op %u: translation check failed: %s", w->index, verdict.detail);
 }
 
